@@ -1,0 +1,114 @@
+"""``prune_yolo``: the one call a user needs to turn a YOLO detector into a smaller stock Ultralytics model."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from ultralytics import YOLO
+from ultralytics.utils import LOGGER, colorstr
+
+from . import __version__
+from .checkpoint import checkpoint_dict, save_atomic
+from .core import PruneOptions, prune_detection_model
+from .errors import PruneError
+from .importance import IMPORTANCE
+from .loading import ModelSource, load_model
+from .summary import ModelStats, log_summary
+
+PREFIX = colorstr("yolo-prune: ")
+
+
+def prune_yolo(
+    model: ModelSource,
+    ratio: float = 0.3,
+    *,
+    importance: str = "l2",
+    global_pruning: bool = False,
+    round_to: int = 8,
+    imgsz: int = 640,
+    save: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    verbose: bool = True,
+) -> YOLO:
+    """Prune whole channels from a YOLO detector; the result is a stock Ultralytics model.
+
+    Coupled channels come from torch-pruning's DependencyGraph; every pruned width is written into the model's yaml,
+    so ``yolo train``/``val``/``predict``/``export`` rebuild exactly the pruned model in any process (DDP included)
+    and training starts from every pruned tensor. Nothing is patched and no new class enters the checkpoint.
+
+    Args:
+        model: Checkpoint path (``yolov8n.pt``, downloaded by Ultralytics if needed), model yaml (``yolov8n.yaml``,
+            random init), ``ultralytics.YOLO`` or ``DetectionModel``. The caller's file and object are never changed.
+        ratio: Fraction of channels removed from every prunable group, in (0, 1).
+        importance: Channel criterion: ``l1``, ``l2`` (group magnitude), ``bn`` (BatchNorm scale), ``lamp`` or
+            ``random`` (seeded: still deterministic).
+        global_pruning: Rank channels across layers instead of removing ``ratio`` from each; no layer loses more
+            than 90% of its channels.
+        round_to: Channel multiple for every pruned width; a multiple of 8 (stock yaml widths are multiples of 8).
+            Widths Ultralytics derives (SPPF and C3k2 inner widths, the Detect box branch) follow their formulas.
+        imgsz: Image size for the reported GFLOPs; a multiple of 32.
+        save: Also write the pruned checkpoint here (atomically).
+        overwrite: Allow ``save`` to replace an existing file.
+        verbose: Log the per-layer width table and before/after params, GFLOPs and size.
+
+    Returns:
+        An ``ultralytics.YOLO`` holding the pruned ``DetectionModel``, loaded from a real checkpoint (``save`` or a
+        temporary file), so ``.train()``, ``.val()``, ``.export()`` and ``.save()`` behave as for any checkpoint.
+
+    Raises:
+        PruneError: For a missing/corrupt file, an unsupported model or task, or an option out of range.
+
+    Examples:
+        >>> from yolo_prune import prune_yolo
+        >>> pruned = prune_yolo("yolov8n.pt", ratio=0.3)
+        >>> pruned.save("yolov8n-pruned.pt")
+        >>> prune_yolo("yolo11n.yaml", ratio=0.5, global_pruning=True, save="yolo11n-pruned.pt")
+    """
+    options = _validated_options(ratio, importance, global_pruning, round_to, imgsz)
+    source, source_file = load_model(model)
+    if save is not None and source_file is not None and Path(save).resolve() == source_file.resolve():
+        raise PruneError(f"save='{save}' is the input checkpoint; choose another name so the original is kept.")
+    pruned = prune_detection_model(source, options)
+    stats = ModelStats.of(source, imgsz), ModelStats.of(pruned, imgsz)
+    if verbose:
+        label = model if isinstance(model, (str, os.PathLike)) else type(model).__name__
+        LOGGER.info(f"{PREFIX}pruned {label}: ratio={ratio}, importance={importance}, global={global_pruning}")
+        log_summary(source, pruned, stats, imgsz)
+    metadata = _metadata(options, source_file, stats)
+    out = Path(save) if save is not None else Path(tempfile.mkdtemp(prefix="yolo_prune_")) / "pruned.pt"
+    save_atomic(checkpoint_dict(pruned, metadata), out, overwrite=overwrite)
+    if verbose and save is not None:
+        LOGGER.info(f"{PREFIX}saved {out} ({out.stat().st_size / 1e6:.2f} MB)")
+    return YOLO(str(out))
+
+
+def _validated_options(ratio, importance, global_pruning, round_to, imgsz) -> PruneOptions:
+    """Check every option once, with a message that says what to pass instead."""
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 < ratio < 1:
+        raise PruneError(f"ratio={ratio!r} must be a number strictly between 0 and 1 (the share of channels removed).")
+    if importance not in IMPORTANCE:
+        raise PruneError(f"importance='{importance}' is not one of {', '.join(IMPORTANCE)}.")
+    if isinstance(round_to, bool) or not isinstance(round_to, int) or round_to < 8 or round_to % 8:
+        raise PruneError(
+            f"round_to={round_to!r} must be a positive multiple of 8: Ultralytics' yaml rounds every layer width up to "
+            "a multiple of 8, so other values cannot be stored in a stock checkpoint."
+        )
+    if isinstance(imgsz, bool) or not isinstance(imgsz, int) or imgsz < 32 or imgsz % 32:
+        raise PruneError(f"imgsz={imgsz!r} must be a positive multiple of 32 (the model's largest stride).")
+    return PruneOptions(float(ratio), importance, bool(global_pruning), round_to)
+
+
+def _metadata(options: PruneOptions, source_file: Path | None, stats: tuple[ModelStats, ModelStats]) -> dict:
+    """Plain-data record of the pruning run stored in the checkpoint."""
+    return {
+        "version": __version__,
+        "source": str(source_file) if source_file else None,
+        "ratio": options.ratio,
+        "importance": options.importance,
+        "global_pruning": options.global_pruning,
+        "round_to": options.round_to,
+        "params": [s.params for s in stats],
+        "gflops": [s.gflops for s in stats],
+    }

@@ -1,0 +1,186 @@
+"""Map a YOLO detection model onto the widths its yaml can express, and write pruned widths back into a stock yaml.
+
+Ultralytics rebuilds a model from ``model.yaml`` whenever it trains (and in every DDP worker), so a pruned model is
+only a stock model if its yaml describes the pruned widths exactly. This module knows which widths a stock yaml row
+can hold ("slots") and writes a yaml with every width and repeat count materialised: no ``scales``, width and depth
+multipliers of 1.0, so ``parse_model`` rebuilds precisely the pruned architecture.
+
+Slots per layer:
+    * ``Conv``, ``C2f``, ``C3k2``, ``SPPF``: the output width ``c2``.
+    * ``C2f``, ``C3k2``: the hidden width ``int(c2 * e)``; inner widths follow Ultralytics' formulas from it. Fixed for a
+      ``C3k2`` with attention blocks.
+    * ``SPPF`` with a shortcut and ``C2PSA``: no slot; their output follows their input (a residual / an assert).
+    * ``Detect``: none in the yaml. Its classification branch (``cv3``, ``one2one_cv3``) is free because stock
+      ``DetectionModel.load`` transplants it; the box branch width is derived from the P3 width.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+from torch import nn
+from ultralytics.nn.modules import C2f, C2PSA, C3k2, Concat, Conv, Detect, SPPF
+from ultralytics.nn.modules.block import C3k
+from ultralytics.nn.tasks import DetectionModel
+
+from .errors import PruneError
+
+SUPPORTED_LAYERS = ("Conv", "C2f", "C3k2", "SPPF", "C2PSA", "Concat", "nn.Upsample", "Detect")
+SUPPORTED_FAMILIES = "YOLOv8, YOLO11 and YOLO26 detection models (scales n, s, m, l, x)"
+
+
+@dataclass(frozen=True)
+class Slot:
+    """A width the stock yaml can hold: ``kind`` is ``"c2"`` or ``"hidden"`` of layer ``layer``."""
+
+    layer: int
+    kind: str
+
+
+def check_supported(model: nn.Module) -> None:
+    """Raise PruneError unless ``model`` is a supported, unfused YOLO detection model.
+
+    Args:
+        model: The model to check.
+
+    Raises:
+        PruneError: Naming the task, layer or state that is not supported.
+    """
+    if type(model) is not DetectionModel:
+        raise PruneError(
+            f"yolo-prune supports {SUPPORTED_FAMILIES}; got a {type(model).__name__} "
+            f"(task '{getattr(model, 'task', 'unknown')}'). Pass a detection checkpoint or yaml."
+        )
+    head = model.model[-1]
+    if type(head) is not Detect:
+        raise PruneError(f"yolo-prune supports {SUPPORTED_FAMILIES}; this model ends in a {type(head).__name__} head.")
+    rows = model.yaml.get("backbone", []) + model.yaml.get("head", [])
+    unknown = sorted({str(row[2]) for row in rows} - set(SUPPORTED_LAYERS))
+    if unknown or len(rows) != len(model.model):
+        raise PruneError(
+            f"yolo-prune supports {SUPPORTED_FAMILIES}, built from {', '.join(SUPPORTED_LAYERS)}; "
+            f"this model's yaml has unsupported layers: {', '.join(unknown) or 'mismatched rows'}."
+        )
+    if model.is_fused():
+        raise PruneError(
+            "This model is fused (BatchNorm folded into its convolutions), so channels can no longer be scored and "
+            "removed consistently. Prune the unfused checkpoint (the .pt that training wrote)."
+        )
+
+
+def has_attention(layer: nn.Module) -> bool:
+    """Return True for a ``C3k2`` whose blocks contain attention (its hidden width stays fixed)."""
+    return isinstance(layer, C3k2) and isinstance(layer.m[0], nn.Sequential)
+
+
+def follows_input(layer: nn.Module) -> bool:
+    """Return True for layers whose output width must equal their input width (C2PSA, SPPF with a shortcut)."""
+    return isinstance(layer, C2PSA) or (isinstance(layer, SPPF) and getattr(layer, "add", False))
+
+
+def current_widths(model: DetectionModel) -> dict[Slot, int]:
+    """Read every free slot's width from a (possibly already pruned) model.
+
+    Args:
+        model: A supported detection model.
+
+    Returns:
+        Mapping of slot to its current width.
+    """
+    widths = {}
+    for i, layer in enumerate(model.model):
+        if isinstance(layer, Conv):
+            widths[Slot(i, "c2")] = layer.conv.out_channels
+        elif isinstance(layer, (C2f, SPPF)) and not follows_input(layer):
+            widths[Slot(i, "c2")] = layer.cv2.conv.out_channels
+            if isinstance(layer, C2f) and not has_attention(layer):
+                widths[Slot(i, "hidden")] = layer.cv2.conv.in_channels // (2 + len(layer.m))
+    return widths
+
+
+def expansion(hidden: int, c2: int) -> float:
+    """Return an expansion ``e`` with ``int(c2 * e) == hidden`` exactly, as ``parse_model`` computes it.
+
+    Args:
+        hidden: Wanted hidden width.
+        c2: Output width of the block.
+
+    Returns:
+        The float to write into the yaml.
+    """
+    e = hidden / c2
+    while int(c2 * e) < hidden:
+        e = math.nextafter(e, math.inf)
+    return e
+
+
+def _layer_output_widths(model: DetectionModel, widths: dict[Slot, int]) -> list[int]:
+    """Output width of every layer under the new slot widths, following Concat and input-following layers."""
+    out: list[int] = []
+    for i, layer in enumerate(model.model):
+        sources = [layer.f] if isinstance(layer.f, int) else layer.f
+        inputs = [out[s] if s != -1 else out[i - 1] for s in sources] if i else [0]
+        if Slot(i, "c2") in widths:
+            out.append(widths[Slot(i, "c2")])
+        elif isinstance(layer, Concat):
+            out.append(sum(inputs))
+        else:  # Upsample, Detect, C2PSA and shortcut SPPF keep their input width
+            out.append(inputs[0])
+    return out
+
+
+def _row_args(layer: nn.Module, args: list, c2: int, hidden: int | None) -> list:
+    """Return the yaml arguments of one row with its widths written explicitly."""
+    if isinstance(layer, C3k2):  # C3k2(c1, c2, n, c3k, e, attn, g, shortcut)
+        tail = list(args[3:]) if len(args) > 3 else []
+        e = expansion(hidden if hidden is not None else layer.c, c2)
+        return [c2, isinstance(layer.m[0], C3k), e, *tail]
+    if isinstance(layer, C2f):  # C2f(c1, c2, n, shortcut, g, e)
+        shortcut = args[1] if len(args) > 1 else False
+        g = args[2] if len(args) > 2 else 1
+        return [c2, shortcut, g, expansion(hidden, c2)]
+    if isinstance(layer, C2PSA):  # C2PSA(c1, c2, n, e): hidden width stays, attention heads unchanged
+        return [c2, expansion(layer.c, c2)]
+    if isinstance(layer, (Conv, SPPF)):  # row length kept: a short SPPF row means an activated cv1 (legacy)
+        return [c2, *args[1:]]
+    return list(args)
+
+
+def pruned_yaml(model: DetectionModel, widths: dict[Slot, int]) -> dict:
+    """Write a stock yaml dict that rebuilds ``model`` with the given slot widths.
+
+    Args:
+        model: The supported source model (its yaml and modules give every row's shape).
+        widths: Width for every free slot (see ``current_widths``).
+
+    Returns:
+        A yaml dict without scales: explicit widths, expansions and repeat counts.
+    """
+    src = copy.deepcopy(model.yaml)
+    rows = src["backbone"] + src["head"]
+    outs = _layer_output_widths(model, widths)
+    new_rows = []
+    for i, ((f, _, name, args), layer) in enumerate(zip(rows, model.model)):
+        n = len(layer.m) if isinstance(layer, (C2f, C2PSA)) else 1
+        new_rows.append([f, n, name, _row_args(layer, list(args), outs[i], widths.get(Slot(i, "hidden")))])
+    for key in ("scales", "depth_multiple", "width_multiple"):
+        src.pop(key, None)
+    src.update(depth_multiple=1.0, width_multiple=1.0, nc=model.model[-1].nc)
+    n_backbone = len(src["backbone"])
+    src["backbone"], src["head"] = new_rows[:n_backbone], new_rows[n_backbone:]
+    return src
+
+
+def build_from_yaml(cfg: dict, model: DetectionModel) -> DetectionModel:
+    """Build a stock ``DetectionModel`` from ``cfg`` exactly as Ultralytics' trainer does.
+
+    Args:
+        cfg: Model yaml dict.
+        model: Source model, for its input channels and class count.
+
+    Returns:
+        A freshly initialised model.
+    """
+    return DetectionModel(copy.deepcopy(cfg), ch=cfg.get("channels", 3), nc=model.model[-1].nc, verbose=False)

@@ -1,0 +1,74 @@
+"""Write checkpoints the way Ultralytics' ``Model.save`` does, atomically, never over a file unasked."""
+
+from __future__ import annotations
+
+import copy
+import io
+import os
+import tempfile
+from datetime import datetime
+from pathlib import Path
+
+import torch
+from ultralytics import __version__ as ultralytics_version
+from ultralytics.nn.tasks import DetectionModel
+
+from .errors import PruneError
+
+
+def checkpoint_dict(model: DetectionModel, metadata: dict) -> dict:
+    """Return the checkpoint dict Ultralytics writes: an fp16 copy of the model, ``ema: None`` and train args.
+
+    Args:
+        model: The model to store (not modified).
+        metadata: Plain data about how it was pruned (stored under ``yolo_prune``).
+
+    Returns:
+        A dict of stock classes and plain data, loadable by Ultralytics' restricted loader.
+    """
+    return {
+        "date": datetime.now().astimezone().isoformat(),
+        "version": ultralytics_version,
+        "license": "AGPL-3.0 License (https://ultralytics.com/license)",
+        "docs": "https://docs.ultralytics.com",
+        "model": copy.deepcopy(model).half().to(memory_format=torch.contiguous_format),
+        "ema": None,
+        "train_args": dict(getattr(model, "args", None) or {}),
+        "yolo_prune": metadata,
+    }
+
+
+def serialized_size(model: DetectionModel) -> int:
+    """Bytes of ``model`` stored as Ultralytics stores it (fp16), for before/after comparisons."""
+    buffer = io.BytesIO()
+    torch.save({"model": copy.deepcopy(model).half()}, buffer)
+    return buffer.tell()
+
+
+def save_atomic(ckpt: dict, path: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Save ``ckpt`` to ``path`` through a temporary file and a rename, so no half-written file is ever left.
+
+    Args:
+        ckpt: The checkpoint dict.
+        path: Destination ``.pt`` file; parent folders are created.
+        overwrite: Replace an existing file.
+
+    Returns:
+        The written path.
+
+    Raises:
+        PruneError: If the file exists and ``overwrite`` is False.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise PruneError(f"'{path}' already exists; pass overwrite=True to replace it, or choose another name.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(ckpt, f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

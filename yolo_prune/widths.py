@@ -1,0 +1,66 @@
+"""Decide how many channels every free slot keeps: uniformly per group, or ranked globally across layers."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+
+import torch
+
+from .architecture import Slot
+from .groups import ChannelGroup
+
+MAX_GROUP_RATIO = 0.9  # global pruning never removes more than this share of one slot's channels
+
+
+def round_width(width: float, original: int, round_to: int) -> int:
+    """Round ``width`` to the nearest multiple of ``round_to``, at least ``round_to`` and at most ``original``.
+
+    Args:
+        width: Wanted number of channels.
+        original: Channels before pruning (never exceeded; a slot narrower than ``round_to`` keeps its width).
+        round_to: Channel multiple.
+
+    Returns:
+        The number of channels to keep.
+    """
+    return min(original, max(round_to, math.floor(width / round_to + 0.5) * round_to))
+
+
+def uniform_widths(original: dict[Slot, int], ratio: float, round_to: int) -> dict[Slot, int]:
+    """Remove ``ratio`` of every slot's channels (torch-pruning's per-group meaning of a ratio)."""
+    return {slot: round_width(width * (1 - ratio), width, round_to) for slot, width in original.items()}
+
+
+def global_widths(
+    original: dict[Slot, int], groups: list[ChannelGroup], ratio: float, round_to: int
+) -> dict[Slot, int]:
+    """Remove ``ratio`` of all slot channels, the least important first, ranked across layers.
+
+    Scores are the criterion's normalised group scores. A slot fed by two groups (the two halves of a C2f stem)
+    counts a channel position as kept when its mean score passes the threshold. No slot loses more than
+    ``MAX_GROUP_RATIO`` of its channels or drops below ``round_to``.
+
+    Args:
+        original: Every free slot's width before pruning.
+        groups: Scored groups; those with a slot decide its ranking.
+        ratio: Share of all slot channels to remove.
+        round_to: Channel multiple.
+
+    Returns:
+        Width for every slot.
+    """
+    per_slot: dict[Slot, list[torch.Tensor]] = defaultdict(list)
+    for group in groups:
+        if group.slot in original:
+            per_slot[group.slot].append(torch.sort(group.scores, descending=True).values)
+    ranked = {slot: torch.stack(scores).mean(0) for slot, scores in per_slot.items()}
+    pool = torch.cat(list(ranked.values())) if ranked else torch.zeros(0)
+    n_remove = int(ratio * len(pool))
+    threshold = torch.sort(pool).values[n_remove - 1] if n_remove else -math.inf
+    widths = {}
+    for slot, width in original.items():
+        kept = int((ranked[slot] > threshold).sum()) if slot in ranked else math.ceil(width * (1 - ratio))
+        kept = max(kept, math.ceil(width * (1 - MAX_GROUP_RATIO)))
+        widths[slot] = round_width(kept, width, round_to)
+    return widths
