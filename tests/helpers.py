@@ -1,0 +1,39 @@
+"""Assertions shared by the test modules."""
+
+import torch
+from ultralytics.nn.modules import C2f, Conv
+from ultralytics.nn.tasks import DetectionModel
+
+
+def assert_stock_rebuild_keeps_every_tensor(model: DetectionModel) -> None:
+    """Rebuild from the model's yaml exactly as Ultralytics' trainer does, load, and compare every tensor."""
+    model = model.float()
+    rebuilt = DetectionModel(model.yaml, nc=model.model[-1].nc, verbose=False)
+    rebuilt.load(model, verbose=False)
+    ours, theirs = model.state_dict(), rebuilt.state_dict()
+    assert ours.keys() == theirs.keys()
+    for key, value in ours.items():
+        assert theirs[key].shape == value.shape, key
+        assert torch.equal(theirs[key], value), key
+
+
+def slot_widths(model: DetectionModel) -> list[int]:
+    """Every width pruning decides: layer outputs, C2f/C3k2 hidden widths and the cls-branch hidden widths."""
+    widths = []
+    for layer in model.model:
+        if isinstance(layer, Conv):
+            widths.append(layer.conv.out_channels)
+        elif isinstance(layer, C2f):
+            widths += [layer.cv2.conv.out_channels, layer.cv1.conv.out_channels // 2]
+    head = model.model[-1]
+    widths += [branch[-1].in_channels for branch in head.cv3]
+    return widths
+
+
+def output_shapes(model: DetectionModel, imgsz: int = 64) -> list[tuple]:
+    """Shapes of the eval-mode outputs (decoded predictions and raw head tensors)."""
+    model.eval()
+    with torch.no_grad():
+        y, preds = model(torch.zeros(1, 3, imgsz, imgsz))
+    raw = preds.get("one2many", preds)
+    return [tuple(y.shape), tuple(raw["boxes"].shape), tuple(raw["scores"].shape)]

@@ -1,0 +1,163 @@
+"""prune_yolo on every family: shapes, widths, stock rebuild, transferred tensors, determinism, options."""
+
+import copy
+
+import pytest
+import torch
+from ultralytics import YOLO
+from ultralytics.utils.torch_utils import get_flops, get_num_params
+
+from conftest import FAMILIES, tiny_detector
+from helpers import assert_stock_rebuild_keeps_every_tensor, output_shapes, slot_widths
+from yolo_prune import PruneError, prune_yolo
+from yolo_prune.core import PruneOptions, prune_detection_model
+
+
+@pytest.fixture(scope="module", params=FAMILIES)
+def base_and_pruned(request):
+    base = tiny_detector(request.param)
+    return base, prune_yolo(base, ratio=0.3, verbose=False).model
+
+
+def test_returns_yolo_with_stock_detection_model(tmp_path):
+    pruned = prune_yolo(tiny_detector(), ratio=0.3, save=tmp_path / "p.pt", verbose=False)
+    assert type(pruned) is YOLO
+    assert type(pruned.model).__name__ == "DetectionModel"
+    assert pruned.ckpt_path == str(tmp_path / "p.pt")
+    unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(tmp_path / "p.pt")
+    assert unsafe and all(name.startswith(("ultralytics.", "torch.", "builtins.", "collections.")) for name in unsafe)
+
+
+def test_output_shapes_unchanged(base_and_pruned):
+    base, pruned = base_and_pruned
+    assert output_shapes(pruned) == output_shapes(base)
+
+
+def test_widths_shrink_and_are_multiples_of_round_to(base_and_pruned):
+    base, pruned = base_and_pruned
+    before, after = slot_widths(base), slot_widths(pruned)
+    assert all(w % 8 == 0 for w in after)
+    assert all(a <= b for a, b in zip(after, before))
+    assert sum(after) < 0.8 * sum(before)
+
+
+def test_gflops_and_params_fall(base_and_pruned):
+    base, pruned = base_and_pruned
+    assert get_flops(pruned, 640) <= 0.70 * get_flops(base, 640)
+    assert get_num_params(pruned) < 0.75 * get_num_params(base)
+
+
+def test_stock_yaml_rebuild_keeps_every_tensor(base_and_pruned):
+    assert_stock_rebuild_keeps_every_tensor(base_and_pruned[1])
+
+
+def test_yaml_holds_no_scaling(base_and_pruned):
+    cfg = base_and_pruned[1].yaml
+    assert "scales" not in cfg and cfg["width_multiple"] == 1.0 and cfg["depth_multiple"] == 1.0
+
+
+def test_yolov8n_reaches_core_targets():
+    base = tiny_detector("yolov8n.yaml")
+    pruned = prune_detection_model(base, PruneOptions(ratio=0.3))
+    assert get_flops(pruned, 640) <= 0.60 * get_flops(base, 640)
+    assert get_num_params(pruned) <= 0.55 * get_num_params(base)
+
+
+def test_least_important_channels_go_and_kept_filters_transfer():
+    base = tiny_detector("yolov8n.yaml")
+    first, consumer = base.model[0], base.model[1]
+    with torch.no_grad():  # make channels 0..7 of the stem the weakest in their whole group
+        first.conv.weight[:8] *= 1e-3
+        first.bn.weight[:8] *= 1e-3
+        consumer.conv.weight[:, :8] *= 1e-3
+    pruned = prune_detection_model(base, PruneOptions(ratio=0.3))
+    assert pruned.model[0].conv.out_channels == 8
+    assert torch.equal(pruned.model[0].conv.weight, base.model[0].conv.weight[8:])
+    assert torch.equal(pruned.model[0].bn.running_var, base.model[0].bn.running_var[8:])
+    kept_inputs = base.model[1].conv.weight[:, 8:]
+    assert any(torch.equal(pruned.model[1].conv.weight[i], kept_inputs[j]) for i in range(3) for j in range(32))
+
+
+@pytest.mark.parametrize("cfg", FAMILIES)
+def test_no_width_change_keeps_outputs_identical(cfg):
+    base = tiny_detector(cfg)
+    pruned = prune_detection_model(base, PruneOptions(ratio=0.01))
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(base(x)[0], pruned(x)[0], atol=1e-5)
+
+
+@pytest.mark.parametrize("cfg", FAMILIES)
+def test_deterministic(cfg):
+    base = tiny_detector(cfg)
+    a = prune_detection_model(base, PruneOptions(ratio=0.4)).state_dict()
+    b = prune_detection_model(base, PruneOptions(ratio=0.4)).state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("importance", ["l1", "l2", "bn", "lamp", "random"])
+def test_every_importance_gives_a_stock_model(importance):
+    pruned = prune_detection_model(tiny_detector("yolo11n.yaml"), PruneOptions(0.3, importance=importance))
+    assert_stock_rebuild_keeps_every_tensor(pruned)
+
+
+def test_random_importance_is_seeded():
+    base = tiny_detector()
+    a = prune_detection_model(base, PruneOptions(0.3, importance="random")).state_dict()
+    b = prune_detection_model(base, PruneOptions(0.3, importance="random")).state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("cfg", FAMILIES)
+def test_global_pruning_varies_widths_and_stays_stock(cfg):
+    base = tiny_detector(cfg)
+    uniform = prune_detection_model(base, PruneOptions(0.5))
+    ranked = prune_detection_model(base, PruneOptions(0.5, global_pruning=True))
+    assert slot_widths(ranked) != slot_widths(uniform)
+    assert min(slot_widths(ranked)) >= 8
+    assert_stock_rebuild_keeps_every_tensor(ranked)
+    assert output_shapes(ranked) == output_shapes(base)
+
+
+@pytest.mark.parametrize("ratio", [0.01, 0.5, 0.99])
+@pytest.mark.parametrize("round_to", [8, 16])
+def test_ratio_edges_never_empty_a_layer(ratio, round_to):
+    base = tiny_detector("yolo26n.yaml")
+    pruned = prune_detection_model(base, PruneOptions(ratio, round_to=round_to))
+    widths = slot_widths(pruned)
+    assert all(w >= min(round_to, b) for w, b in zip(widths, slot_widths(base)))
+    assert all(w % round_to == 0 or w == b for w, b in zip(widths, slot_widths(base)))
+    assert_stock_rebuild_keeps_every_tensor(pruned)
+
+
+def test_repruning_compounds():
+    once = prune_detection_model(tiny_detector(), PruneOptions(0.3))
+    twice = prune_detection_model(once, PruneOptions(0.3))
+    assert get_num_params(twice) < get_num_params(once)
+    assert_stock_rebuild_keeps_every_tensor(twice)
+
+
+def test_caller_model_is_not_mutated():
+    base = tiny_detector()
+    before = copy.deepcopy(base.state_dict())
+    prune_yolo(base, ratio=0.5, verbose=False)
+    after = base.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_half_precision_model_is_handled():
+    pruned = prune_yolo(tiny_detector().half(), ratio=0.3, verbose=False)
+    assert_stock_rebuild_keeps_every_tensor(pruned.model)
+
+
+def test_summary_logs_widths_and_totals(caplog):
+    from ultralytics.utils import LOGGER
+
+    LOGGER.propagate = True
+    try:
+        with caplog.at_level("INFO", logger=LOGGER.name):
+            prune_yolo(tiny_detector(), ratio=0.3)
+    finally:
+        LOGGER.propagate = False
+    text = caplog.text
+    assert "widths before" in text and "GFLOPs@640" in text and "params" in text and "size (MB)" in text

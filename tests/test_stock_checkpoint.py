@@ -1,0 +1,73 @@
+"""The central promise: a pruned checkpoint trains, validates and exports in a process that never imports yolo_prune.
+
+Each stock command runs in a subprocess whose ``sys.modules['yolo_prune']`` is None, so any import of the plugin
+would fail: what works there works for any Ultralytics user, and in DDP workers, which rebuild the model the same way.
+"""
+
+import re
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import FAMILIES, tiny_detector
+from yolo_prune import prune_yolo
+
+STOCK_YOLO = (
+    "import sys; sys.modules['yolo_prune'] = None; "  # importing the plugin would now raise ImportError
+    "from ultralytics.cfg import entrypoint; sys.argv = ['yolo', *sys.argv[1:]]; entrypoint()"
+)
+
+
+def stock_yolo(*args: str, cwd) -> str:
+    """Run the stock ``yolo`` CLI in a fresh process without yolo_prune; return its output, failing on error."""
+    result = subprocess.run(
+        [sys.executable, "-c", STOCK_YOLO, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**__import__("os").environ, "YOLO_OFFLINE": "1"},
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    return output
+
+
+def load_params(path):
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    model = ckpt.get("ema") or ckpt["model"]
+    return {k: v.float() for k, v in model.named_parameters()}, model
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cfg", FAMILIES)
+def test_stock_train_val_export_keep_pruned_tensors(cfg, dataset_yaml, tmp_path):
+    pruned_pt = tmp_path / "pruned.pt"
+    prune_yolo(tiny_detector(cfg), ratio=0.3, save=pruned_pt, verbose=False)
+    before, _ = load_params(pruned_pt)
+
+    log = stock_yolo(
+        "train", f"model={pruned_pt}", f"data={dataset_yaml}", "epochs=1", "imgsz=64", "batch=8", "workers=0",
+        "optimizer=SGD", "lr0=0", "warmup_epochs=0", "weight_decay=0", "device=cpu", "amp=False", "plots=False",
+        f"project={tmp_path}", "name=train", "exist_ok=True", "val=True", cwd=tmp_path,
+    )  # fmt: skip
+    transferred = re.search(r"Transferred (\d+)/(\d+) items", log)
+    assert transferred and transferred[1] == transferred[2], log[-2000:]
+
+    for weights in ("last.pt", "best.pt"):
+        after, model = load_params(tmp_path / "train" / "weights" / weights)
+        assert after.keys() == before.keys()
+        for key in before:
+            assert after[key].shape == before[key].shape, key
+            assert torch.allclose(after[key], before[key], atol=1e-3), key
+        assert "scales" not in model.yaml
+
+    last = tmp_path / "train" / "weights" / "last.pt"
+    stock_yolo("val", f"model={last}", f"data={dataset_yaml}", "imgsz=64", "batch=8", "workers=0", "plots=False",
+               f"project={tmp_path}", "name=val", "exist_ok=True", cwd=tmp_path)  # fmt: skip
+    stock_yolo("export", f"model={last}", "format=onnx", "imgsz=64", cwd=tmp_path)
+    assert last.with_suffix(".onnx").stat().st_size > 0
+    stock_yolo("predict", f"model={last}", f"source={dataset_yaml.parent / 'images' / 'val'}", "imgsz=64",
+               f"project={tmp_path}", "name=predict", "exist_ok=True", "save=False", cwd=tmp_path)  # fmt: skip
