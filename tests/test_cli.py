@@ -65,7 +65,7 @@ def test_debug_shows_the_traceback():
 def test_help_lists_verbs_and_keys(capsys):
     for words in ([], ["help"]):
         code, out, _ = run(capsys, *words)
-        assert code == 0 and "prune" in out and "ratio=0.3" in out and "model=<required>" in out
+        assert code == 0 and "prune" in out and "ratio=None" in out and "model=<required>" in out
 
 
 def test_console_script_is_installed():

@@ -56,7 +56,7 @@ def test_not_a_checkpoint_suffix(tmp_path):
         prune_yolo(tmp_path / "model.onnx", verbose=False)
 
 
-@pytest.mark.parametrize("ratio", [0, 1, -0.1, 1.5, "0.3", None, True])
+@pytest.mark.parametrize("ratio", [0, 1, -0.1, 1.5, "0.3", True])
 def test_ratio_out_of_range(ratio):
     with pytest.raises(PruneError, match="strictly between 0 and 1"):
         prune_yolo(tiny_detector(), ratio=ratio, verbose=False)
@@ -120,3 +120,18 @@ def test_save_onto_input_refused(checkpoint):
 def test_no_temporary_files_left(checkpoint, tmp_path):
     prune_yolo(checkpoint, save=tmp_path / "a.pt", verbose=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.pt"]
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"speed_up": 0.5}, "above 1"),
+        ({"speed_up": 2, "target_gflops": 3.0}, "not both"),
+        ({"ratio": 0.3, "speed_up": 2}, "not both"),
+        ({"target_gflops": 1000.0}, "below the model's"),
+        ({"target_gflops": -1}, "above 0"),
+    ],
+)
+def test_bad_compute_targets(kwargs, message):
+    with pytest.raises(PruneError, match=message):
+        prune_yolo(tiny_detector(), verbose=False, **kwargs)

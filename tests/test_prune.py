@@ -161,3 +161,19 @@ def test_summary_logs_widths_and_totals(caplog):
         LOGGER.propagate = False
     text = caplog.text
     assert "widths before" in text and "GFLOPs@640" in text and "params" in text and "size (MB)" in text
+
+
+@pytest.mark.parametrize("cfg", FAMILIES)
+@pytest.mark.parametrize("speed_up", [1.5, 2.0])
+def test_speed_up_target_reached_within_3_percent(cfg, speed_up):
+    base = tiny_detector(cfg)
+    pruned = prune_yolo(base, speed_up=speed_up, verbose=False).model
+    fraction = get_flops(pruned, 640) / get_flops(base, 640)
+    assert abs(fraction * speed_up - 1) <= 0.03
+    assert_stock_rebuild_keeps_every_tensor(pruned)
+
+
+def test_target_gflops_reached_within_3_percent():
+    base = tiny_detector("yolo11n.yaml")
+    pruned = prune_yolo(base, target_gflops=4.0, imgsz=640, verbose=False).model
+    assert abs(get_flops(pruned, 640) / 4.0 - 1) <= 0.03

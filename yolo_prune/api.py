@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 from ultralytics import YOLO
 from ultralytics.utils import LOGGER, colorstr
+from ultralytics.utils.torch_utils import get_flops
 
 from . import __version__
 from .checkpoint import checkpoint_dict, save_atomic
@@ -22,8 +24,10 @@ PREFIX = colorstr("yolo-prune: ")
 
 def prune_yolo(
     model: ModelSource,
-    ratio: float = 0.3,
+    ratio: float | None = None,
     *,
+    target_gflops: float | None = None,
+    speed_up: float | None = None,
     importance: str = "l2",
     global_pruning: bool = False,
     round_to: int = 8,
@@ -41,7 +45,9 @@ def prune_yolo(
     Args:
         model: Checkpoint path (``yolov8n.pt``, downloaded by Ultralytics if needed), model yaml (``yolov8n.yaml``,
             random init), ``ultralytics.YOLO`` or ``DetectionModel``. The caller's file and object are never changed.
-        ratio: Fraction of channels removed from every prunable group, in (0, 1).
+        ratio: Fraction of channels removed from every prunable group, in (0, 1); 0.3 when no target is given.
+        target_gflops: Instead of a ratio, prune to this many GFLOPs at ``imgsz`` (reached within about 3%).
+        speed_up: Instead of a ratio, prune to ``1 / speed_up`` of the source's GFLOPs (e.g. 2.0 halves them).
         importance: Channel criterion: ``l1``, ``l2`` (group magnitude), ``bn`` (BatchNorm scale), ``lamp`` or
             ``random`` (seeded: still deterministic).
         global_pruning: Rank channels across layers instead of removing ``ratio`` from each; no layer loses more
@@ -65,16 +71,21 @@ def prune_yolo(
         >>> pruned = prune_yolo("yolov8n.pt", ratio=0.3)
         >>> pruned.save("yolov8n-pruned.pt")
         >>> prune_yolo("yolo11n.yaml", ratio=0.5, global_pruning=True, save="yolo11n-pruned.pt")
+        >>> prune_yolo("yolo26n.pt", speed_up=2.0)  # half the GFLOPs
     """
-    options = _validated_options(ratio, importance, global_pruning, round_to, imgsz)
+    if ratio is not None and (target_gflops is not None or speed_up is not None):
+        raise PruneError("Give either ratio or a compute target (target_gflops / speed_up), not both.")
     source, source_file = load_model(model)
+    options = _validated_options(ratio, importance, global_pruning, round_to, imgsz)
+    options = _with_compute_target(options, source, target_gflops, speed_up)
     if save is not None and source_file is not None and Path(save).resolve() == source_file.resolve():
         raise PruneError(f"save='{save}' is the input checkpoint; choose another name so the original is kept.")
     pruned = prune_detection_model(source, options)
     stats = ModelStats.of(source, imgsz), ModelStats.of(pruned, imgsz)
     if verbose:
         label = model if isinstance(model, (str, os.PathLike)) else type(model).__name__
-        LOGGER.info(f"{PREFIX}pruned {label}: ratio={ratio}, importance={importance}, global={global_pruning}")
+        goal = f"ratio={options.ratio}" if options.gflops_fraction is None else f"GFLOPs x{options.gflops_fraction:.3f}"
+        LOGGER.info(f"{PREFIX}pruned {label}: {goal}, importance={importance}, global={global_pruning}")
         log_summary(source, pruned, stats, imgsz)
     metadata = _metadata(options, source_file, stats)
     out = Path(save) if save is not None else Path(tempfile.mkdtemp(prefix="yolo_prune_")) / "pruned.pt"
@@ -86,6 +97,7 @@ def prune_yolo(
 
 def _validated_options(ratio, importance, global_pruning, round_to, imgsz) -> PruneOptions:
     """Check every option once, with a message that says what to pass instead."""
+    ratio = 0.3 if ratio is None else ratio
     if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 < ratio < 1:
         raise PruneError(f"ratio={ratio!r} must be a number strictly between 0 and 1 (the share of channels removed).")
     if importance not in IMPORTANCE:
@@ -97,7 +109,25 @@ def _validated_options(ratio, importance, global_pruning, round_to, imgsz) -> Pr
         )
     if isinstance(imgsz, bool) or not isinstance(imgsz, int) or imgsz < 32 or imgsz % 32:
         raise PruneError(f"imgsz={imgsz!r} must be a positive multiple of 32 (the model's largest stride).")
-    return PruneOptions(float(ratio), importance, bool(global_pruning), round_to)
+    return PruneOptions(float(ratio), importance, bool(global_pruning), round_to, imgsz=imgsz)
+
+
+def _with_compute_target(options: PruneOptions, source, target_gflops, speed_up) -> PruneOptions:
+    """Turn ``target_gflops`` or ``speed_up`` into a GFLOPs fraction of ``source`` (at most one target)."""
+    if target_gflops is None and speed_up is None:
+        return options
+    if target_gflops is not None and speed_up is not None:
+        raise PruneError("Give either target_gflops or speed_up, not both.")
+    base = get_flops(source, options.imgsz)
+    if speed_up is not None:
+        if isinstance(speed_up, bool) or not isinstance(speed_up, (int, float)) or speed_up <= 1:
+            raise PruneError(f"speed_up={speed_up!r} must be a number above 1 (the GFLOPs ratio base/pruned).")
+        fraction = 1 / speed_up
+    else:
+        if isinstance(target_gflops, bool) or not isinstance(target_gflops, (int, float)) or not 0 < target_gflops < base:
+            raise PruneError(f"target_gflops={target_gflops!r} must be above 0 and below the model's {base:.2f} GFLOPs.")
+        fraction = target_gflops / base
+    return replace(options, gflops_fraction=fraction)
 
 
 def _metadata(options: PruneOptions, source_file: Path | None, stats: tuple[ModelStats, ModelStats]) -> dict:
@@ -105,7 +135,8 @@ def _metadata(options: PruneOptions, source_file: Path | None, stats: tuple[Mode
     return {
         "version": __version__,
         "source": str(source_file) if source_file else None,
-        "ratio": options.ratio,
+        "ratio": options.ratio if options.gflops_fraction is None else None,
+        "gflops_fraction": options.gflops_fraction,
         "importance": options.importance,
         "global_pruning": options.global_pruning,
         "round_to": options.round_to,

@@ -21,7 +21,7 @@ import math
 from dataclasses import dataclass
 
 from torch import nn
-from ultralytics.nn.modules import C2f, C2PSA, C3k2, Concat, Conv, Detect, SPPF
+from ultralytics.nn.modules import C2f, C2PSA, C3k2, Concat, Conv, Detect, DWConv, SPPF
 from ultralytics.nn.modules.block import C3k
 from ultralytics.nn.tasks import DetectionModel
 
@@ -184,3 +184,34 @@ def build_from_yaml(cfg: dict, model: DetectionModel) -> DetectionModel:
         A freshly initialised model.
     """
     return DetectionModel(copy.deepcopy(cfg), ch=cfg.get("channels", 3), nc=model.model[-1].nc, verbose=False)
+
+
+def cls_branch(c_in: int, c_mid: int, c_out: int, nc: int, legacy: bool) -> nn.Sequential:
+    """A Detect classification branch with hidden widths ``c_mid`` and ``c_out``, built as ``Detect`` builds it."""
+    if legacy:
+        return nn.Sequential(Conv(c_in, c_mid, 3), Conv(c_mid, c_out, 3), nn.Conv2d(c_out, nc, 1))
+    return nn.Sequential(
+        nn.Sequential(DWConv(c_in, c_in, 3), Conv(c_in, c_mid, 1)),
+        nn.Sequential(DWConv(c_mid, c_mid, 3), Conv(c_mid, c_out, 1)),
+        nn.Conv2d(c_out, nc, 1),
+    )
+
+
+def resize_cls_branches(model: DetectionModel, widths: dict[Slot, int]) -> None:
+    """Give ``model``'s Detect cls branches the hidden widths in ``widths`` (slots ``cv3.<level>.<0|1>``), in place.
+
+    Used to measure the GFLOPs of a planned architecture; weights are fresh.
+    """
+    head = model.model[-1]
+    for attr in ("cv3", "one2one_cv3"):
+        branches = getattr(head, attr, None)
+        for level, branch in enumerate(branches or []):
+            c_mid = widths.get(Slot(head.i, f"{attr}.{level}.0"))
+            c_out = widths.get(Slot(head.i, f"{attr}.{level}.1"))
+            if c_mid is None and c_out is None:
+                continue
+            legacy = isinstance(branch[0], Conv)
+            c_in = branch[0].conv.in_channels if legacy else branch[0][0].conv.in_channels
+            c_mid = c_mid or (branch[1].conv.in_channels if legacy else branch[1][0].conv.in_channels)
+            c_out = c_out or branch[-1].in_channels
+            branches[level] = cls_branch(c_in, c_mid, c_out, head.nc, legacy)

@@ -60,7 +60,9 @@ VERBS: dict[str, Verb] = {
         _prune,
         {
             "model": REQUIRED,
-            "ratio": 0.3,
+            "ratio": None,
+            "target_gflops": None,
+            "speed_up": None,
             "importance": "l2",
             "global_pruning": False,
             "round_to": 8,
@@ -69,7 +71,8 @@ VERBS: dict[str, Verb] = {
             "overwrite": False,
             "verbose": True,
         },
-        "channel-prune a YOLO detector into a stock checkpoint (default save: <stem>-pruned.pt here)",
+        "channel-prune a YOLO detector into a stock checkpoint (ratio 0.3 unless target_gflops/speed_up is given;"
+        " default save: <stem>-pruned.pt here)",
     ),
     "help": Verb(_help, summary="show this help"),
     "version": Verb(_version, summary="show versions"),

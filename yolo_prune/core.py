@@ -10,10 +10,13 @@ import torch
 import torch_pruning as tp
 from ultralytics.nn.tasks import DetectionModel
 
-from .architecture import Slot, build_from_yaml, check_supported, current_widths, pruned_yaml
+from ultralytics.utils.torch_utils import get_flops
+
+from .architecture import Slot, build_from_yaml, check_supported, current_widths, pruned_yaml, resize_cls_branches
 from .groups import ChannelGroup, build_graph, collect_groups
 from .importance import make_importance
 from .surrogate import join_stems, split_stems
+from .targets import closest_plan
 from .widths import global_widths, uniform_widths
 
 _SPLIT_STEM = re.compile(r"\.cv1[ab]\.conv$")
@@ -21,12 +24,39 @@ _SPLIT_STEM = re.compile(r"\.cv1[ab]\.conv$")
 
 @dataclass(frozen=True)
 class PruneOptions:
-    """Validated pruning options (see ``prune_yolo`` for their meaning)."""
+    """Validated pruning options (see ``prune_yolo`` for their meaning).
 
-    ratio: float
+    ``gflops_fraction`` replaces ``ratio`` when set: the ratio is searched so the pruned model has that fraction of
+    the source's GFLOPs at ``imgsz``.
+    """
+
+    ratio: float = 0.3
     importance: str = "l2"
     global_pruning: bool = False
     round_to: int = 8
+    gflops_fraction: float | None = None
+    imgsz: int = 640
+
+
+@dataclass
+class Analysis:
+    """Everything learned from the source once: the split-stem working copy, its graph and scored groups."""
+
+    source: DetectionModel
+    work: DetectionModel
+    graph: tp.DependencyGraph
+    groups: list[ChannelGroup]
+    yaml_slots: dict[Slot, int]
+    original: dict[Slot, int]
+
+
+@dataclass
+class Plan:
+    """Widths to prune to, the stock yaml that describes them and the architecture it builds."""
+
+    widths: dict[Slot, int]
+    cfg: dict
+    target: DetectionModel
 
 
 def prune_detection_model(source: DetectionModel, options: PruneOptions) -> DetectionModel:
@@ -43,20 +73,60 @@ def prune_detection_model(source: DetectionModel, options: PruneOptions) -> Dete
     Returns:
         A float32 CPU ``DetectionModel`` in eval mode whose yaml describes its pruned widths.
     """
+    analysis = analyse(source, options.importance)
+    if options.gflops_fraction is None:
+        plan = make_plan(analysis, options, options.ratio)
+    else:
+        plan = search_plan(analysis, options)
+    return apply_plan(analysis, plan)
+
+
+def analyse(source: DetectionModel, importance: str) -> Analysis:
+    """Trace ``source`` once and score every coupled channel group with the ``importance`` criterion."""
     check_supported(source)
     work = copy.deepcopy(source).float().cpu()
     yaml_slots = current_widths(work)
     split_stems(work)
     graph = build_graph(work)
-    groups = collect_groups(work, graph, make_importance(options.importance), set(yaml_slots))
+    groups = collect_groups(work, graph, make_importance(importance), set(yaml_slots))
     original = {**_prunable(yaml_slots, groups), **_head_widths(groups)}
-    widths = _decide(original, groups, options)
-    cfg = pruned_yaml(source, {**yaml_slots, **widths})
-    target = build_from_yaml(cfg, source)
+    return Analysis(source, work, graph, groups, yaml_slots, original)
+
+
+def make_plan(analysis: Analysis, options: PruneOptions, ratio: float) -> Plan:
+    """Decide every width for ``ratio`` and build the stock architecture they describe."""
+    return plan_for_widths(analysis, options, _decide(analysis.original, analysis.groups, options, ratio))
+
+
+def plan_for_widths(analysis: Analysis, options: PruneOptions, widths: dict[Slot, int]) -> Plan:
+    """Build the stock architecture that ``widths`` describe (cls-branch widths nudged to stay transplantable)."""
+    widths = dict(widths)
+    cfg = pruned_yaml(analysis.source, {**analysis.yaml_slots, **widths})
+    target = build_from_yaml(cfg, analysis.source)
     _keep_cls_branch_transplantable(widths, target, options.round_to)
-    _remove_channels(graph, groups, widths, target)
-    join_stems(work)
-    return _rebuild(work, cfg, source)
+    resize_cls_branches(target, widths)
+    return Plan(widths, cfg, target)
+
+
+def search_plan(analysis: Analysis, options: PruneOptions) -> Plan:
+    """Find the plan whose GFLOPs come closest to ``options.gflops_fraction`` of the source's."""
+    base = get_flops(analysis.source, options.imgsz)
+
+    def widths_at(ratio: float) -> dict[Slot, int]:
+        return _decide(analysis.original, analysis.groups, options, ratio)
+
+    def evaluate(widths: dict[Slot, int]) -> tuple[float, Plan]:
+        plan = plan_for_widths(analysis, options, widths)
+        return get_flops(plan.target, options.imgsz) / base, plan
+
+    return closest_plan(widths_at, evaluate, options.gflops_fraction)
+
+
+def apply_plan(analysis: Analysis, plan: Plan) -> DetectionModel:
+    """Remove the channels ``plan`` drops from the analysed copy and rebuild it as a stock model (consumes it)."""
+    _remove_channels(analysis.graph, analysis.groups, plan.widths, plan.target)
+    join_stems(analysis.work)
+    return _rebuild(analysis.work, plan.cfg, analysis.source)
 
 
 def _prunable(yaml_slots: dict[Slot, int], groups: list[ChannelGroup]) -> dict[Slot, int]:
@@ -70,10 +140,12 @@ def _head_widths(groups: list[ChannelGroup]) -> dict[Slot, int]:
     return {g.slot: g.size for g in groups if g.slot is not None and g.slot.kind not in ("c2", "hidden")}
 
 
-def _decide(original: dict[Slot, int], groups: list[ChannelGroup], options: PruneOptions) -> dict[Slot, int]:
+def _decide(
+    original: dict[Slot, int], groups: list[ChannelGroup], options: PruneOptions, ratio: float
+) -> dict[Slot, int]:
     if options.global_pruning:
-        return global_widths(original, groups, options.ratio, options.round_to)
-    return uniform_widths(original, options.ratio, options.round_to)
+        return global_widths(original, groups, ratio, options.round_to)
+    return uniform_widths(original, ratio, options.round_to)
 
 
 def _keep_cls_branch_transplantable(widths: dict[Slot, int], target: DetectionModel, round_to: int) -> None:
