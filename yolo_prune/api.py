@@ -15,7 +15,8 @@ from . import __version__
 from .checkpoint import checkpoint_dict, save_atomic
 from .core import PruneOptions, prune_detection_model
 from .errors import PruneError
-from .importance import IMPORTANCE
+from .calibration import calibration_batches
+from .importance import DATA_DRIVEN, IMPORTANCE
 from .loading import ModelSource, load_model
 from .summary import ModelStats, log_summary
 
@@ -30,8 +31,10 @@ def prune_yolo(
     speed_up: float | None = None,
     importance: str = "l2",
     global_pruning: bool = False,
+    layer_ratios: dict[int, float] | None = None,
     round_to: int = 8,
     imgsz: int = 640,
+    data: str | os.PathLike | None = None,
     save: str | os.PathLike | None = None,
     overwrite: bool = False,
     verbose: bool = True,
@@ -45,16 +48,21 @@ def prune_yolo(
     Args:
         model: Checkpoint path (``yolov8n.pt``, downloaded by Ultralytics if needed), model yaml (``yolov8n.yaml``,
             random init), ``ultralytics.YOLO`` or ``DetectionModel``. The caller's file and object are never changed.
-        ratio: Fraction of channels removed from every prunable group, in (0, 1); 0.3 when no target is given.
+        ratio: Fraction of channels removed from every prunable group, in (0, 1); 0.3 when neither a target nor
+            ``layer_ratios`` is given (with ``layer_ratios`` alone, unlisted layers stay as they are).
         target_gflops: Instead of a ratio, prune to this many GFLOPs at ``imgsz`` (reached within about 3%).
         speed_up: Instead of a ratio, prune to ``1 / speed_up`` of the source's GFLOPs (e.g. 2.0 halves them).
-        importance: Channel criterion: ``l1``, ``l2`` (group magnitude), ``bn`` (BatchNorm scale), ``lamp`` or
-            ``random`` (seeded: still deterministic).
+        importance: Channel criterion: ``l1``, ``l2`` (group magnitude), ``bn`` (BatchNorm scale), ``lamp``,
+            ``random`` (seeded: still deterministic), or ``taylor`` / ``hessian``, which score channels with
+            gradients of Ultralytics' detection loss on 32 training images of ``data``.
         global_pruning: Rank channels across layers instead of removing ``ratio`` from each; no layer loses more
             than 90% of its channels.
+        layer_ratios: Ratio per yaml layer index (e.g. from ``sensitivity``), overriding ``ratio`` there; the Detect
+            layer's index covers its classification branch; 0 leaves a layer untouched. Uniform pruning only.
         round_to: Channel multiple for every pruned width; a multiple of 8 (stock yaml widths are multiples of 8).
             Widths Ultralytics derives (SPPF and C3k2 inner widths, the Detect box branch) follow their formulas.
-        imgsz: Image size for the reported GFLOPs; a multiple of 32.
+        imgsz: Image size for the reported GFLOPs, compute targets and calibration; a multiple of 32.
+        data: Dataset yaml for the data-driven criteria (``taylor``, ``hessian``).
         save: Also write the pruned checkpoint here (atomically).
         overwrite: Allow ``save`` to replace an existing file.
         verbose: Log the per-layer width table and before/after params, GFLOPs and size.
@@ -77,7 +85,14 @@ def prune_yolo(
         raise PruneError("Give either ratio or a compute target (target_gflops / speed_up), not both.")
     source, source_file = load_model(model)
     options = _validated_options(ratio, importance, global_pruning, round_to, imgsz)
+    options = replace(options, layer_ratios=_validated_layer_ratios(layer_ratios, source, global_pruning))
+    if ratio is None and layer_ratios and target_gflops is None and speed_up is None:
+        options = replace(options, ratio=0.0)
     options = _with_compute_target(options, source, target_gflops, speed_up)
+    if importance in DATA_DRIVEN:
+        if data is None:
+            raise PruneError(f"importance='{importance}' scores channels with the loss on your data: pass data=data.yaml.")
+        options = replace(options, calibration=calibration_batches(str(data), imgsz))
     if save is not None and source_file is not None and Path(save).resolve() == source_file.resolve():
         raise PruneError(f"save='{save}' is the input checkpoint; choose another name so the original is kept.")
     pruned = prune_detection_model(source, options)
@@ -112,6 +127,23 @@ def _validated_options(ratio, importance, global_pruning, round_to, imgsz) -> Pr
     return PruneOptions(float(ratio), importance, bool(global_pruning), round_to, imgsz=imgsz)
 
 
+def _validated_layer_ratios(layer_ratios, source, global_pruning: bool) -> dict[int, float] | None:
+    """Check ``layer_ratios``: yaml layer indices of ``source`` mapped to ratios in [0, 1)."""
+    if not layer_ratios:
+        return None
+    if global_pruning:
+        raise PruneError("layer_ratios sets each layer's ratio itself; it cannot be combined with global_pruning=True.")
+    if not isinstance(layer_ratios, dict):
+        raise PruneError(f"layer_ratios must be a dict {{layer_index: ratio}}, not {type(layer_ratios).__name__}.")
+    n = len(source.model)
+    for index, value in layer_ratios.items():
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < n:
+            raise PruneError(f"layer_ratios key {index!r} is not a layer index of this model (0..{n - 1}).")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+            raise PruneError(f"layer_ratios[{index}]={value!r} must be in [0, 1) (0 leaves the layer untouched).")
+    return {int(k): float(v) for k, v in layer_ratios.items()}
+
+
 def _with_compute_target(options: PruneOptions, source, target_gflops, speed_up) -> PruneOptions:
     """Turn ``target_gflops`` or ``speed_up`` into a GFLOPs fraction of ``source`` (at most one target)."""
     if target_gflops is None and speed_up is None:
@@ -140,6 +172,7 @@ def _metadata(options: PruneOptions, source_file: Path | None, stats: tuple[Mode
         "importance": options.importance,
         "global_pruning": options.global_pruning,
         "round_to": options.round_to,
+        "layer_ratios": {str(k): v for k, v in (options.layer_ratios or {}).items()} or None,
         "params": [s.params for s in stats],
         "gflops": [s.gflops for s in stats],
     }

@@ -48,6 +48,10 @@ def serialized_size(model: DetectionModel) -> int:
 def save_atomic(ckpt: dict, path: str | os.PathLike, overwrite: bool = False) -> Path:
     """Save ``ckpt`` to ``path`` through a temporary file and a rename, so no half-written file is ever left.
 
+    The temporary file (``.<name>.<random>.tmp`` in the destination folder) is flushed to disk before it takes the
+    final name and is removed on any failure, ``KeyboardInterrupt`` included. Without ``overwrite`` the final step
+    is a hard link, which fails if another process created ``path`` meanwhile (a rename where links are unsupported).
+
     Args:
         ckpt: The checkpoint dict.
         path: Destination ``.pt`` file; parent folders are created.
@@ -57,9 +61,11 @@ def save_atomic(ckpt: dict, path: str | os.PathLike, overwrite: bool = False) ->
         The written path.
 
     Raises:
-        PruneError: If the file exists and ``overwrite`` is False.
+        PruneError: If the file exists and ``overwrite`` is False, or ``path`` is a folder.
     """
     path = Path(path)
+    if path.is_dir():
+        raise PruneError(f"'{path}' is a folder; save needs a file name such as '{path / 'pruned.pt'}'.")
     if path.exists() and not overwrite:
         raise PruneError(f"'{path}' already exists; pass overwrite=True to replace it, or choose another name.")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -67,8 +73,32 @@ def save_atomic(ckpt: dict, path: str | os.PathLike, overwrite: bool = False) ->
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(ckpt, f)
-        os.replace(tmp, path)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the mode open() would
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            _rename_no_clobber(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _rename_no_clobber(tmp: str, path: Path) -> None:
+    """Give ``tmp`` the name ``path`` unless ``path`` exists by then (checked atomically where links work)."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError as e:
+        raise PruneError(f"'{path}' already exists; pass overwrite=True to replace it, or choose another name.") from e
+    except OSError:  # no hard links here (some network/FAT file systems): plain rename after the earlier check
+        os.replace(tmp, path)
+    else:
+        os.unlink(tmp)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

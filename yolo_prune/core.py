@@ -14,7 +14,8 @@ from ultralytics.utils.torch_utils import get_flops
 
 from .architecture import Slot, build_from_yaml, check_supported, current_widths, pruned_yaml, resize_cls_branches
 from .groups import ChannelGroup, build_graph, collect_groups
-from .importance import make_importance
+from .calibration import accumulate_gradients
+from .importance import DATA_DRIVEN, make_importance
 from .surrogate import join_stems, split_stems
 from .targets import closest_plan
 from .widths import global_widths, uniform_widths
@@ -36,6 +37,8 @@ class PruneOptions:
     round_to: int = 8
     gflops_fraction: float | None = None
     imgsz: int = 640
+    layer_ratios: dict[int, float] | None = None
+    calibration: list[dict] | None = None  # batches for data-driven importance (taylor, hessian)
 
 
 @dataclass
@@ -73,7 +76,7 @@ def prune_detection_model(source: DetectionModel, options: PruneOptions) -> Dete
     Returns:
         A float32 CPU ``DetectionModel`` in eval mode whose yaml describes its pruned widths.
     """
-    analysis = analyse(source, options.importance)
+    analysis = analyse(source, options.importance, options.calibration)
     if options.gflops_fraction is None:
         plan = make_plan(analysis, options, options.ratio)
     else:
@@ -81,12 +84,19 @@ def prune_detection_model(source: DetectionModel, options: PruneOptions) -> Dete
     return apply_plan(analysis, plan)
 
 
-def analyse(source: DetectionModel, importance: str) -> Analysis:
-    """Trace ``source`` once and score every coupled channel group with the ``importance`` criterion."""
+def analyse(source: DetectionModel, importance: str, calibration: list[dict] | None = None) -> Analysis:
+    """Trace ``source`` once and score every coupled channel group with the ``importance`` criterion.
+
+    Data-driven criteria first backpropagate Ultralytics' detection loss over the ``calibration`` batches.
+    """
     check_supported(source)
     work = copy.deepcopy(source).float().cpu()
     yaml_slots = current_widths(work)
     split_stems(work)
+    if importance in DATA_DRIVEN:
+        if not calibration:
+            raise ValueError(f"importance='{importance}' needs calibration batches")
+        accumulate_gradients(work, calibration, squared=importance == "hessian")
     graph = build_graph(work)
     groups = collect_groups(work, graph, make_importance(importance), set(yaml_slots))
     original = {**_prunable(yaml_slots, groups), **_head_widths(groups)}
@@ -145,7 +155,7 @@ def _decide(
 ) -> dict[Slot, int]:
     if options.global_pruning:
         return global_widths(original, groups, ratio, options.round_to)
-    return uniform_widths(original, ratio, options.round_to)
+    return uniform_widths(original, ratio, options.round_to, options.layer_ratios)
 
 
 def _keep_cls_branch_transplantable(widths: dict[Slot, int], target: DetectionModel, round_to: int) -> None:

@@ -13,14 +13,18 @@ IMPORTANCE = {
     "bn": lambda: tp.importance.BNScaleImportance(),
     "lamp": lambda: tp.importance.LAMPImportance(p=2),
     "random": lambda: tp.importance.RandomImportance(),
+    "taylor": lambda: tp.importance.GroupTaylorImportance(),
+    "hessian": lambda: tp.importance.GroupHessianImportance(),
 }
+DATA_DRIVEN = ("taylor", "hessian")  # score with gradients of the detection loss on calibration data
 
 
 def make_importance(name: str) -> tp.importance.Importance:
     """Return the torch-pruning importance criterion called ``name``.
 
     Args:
-        name: One of ``l1``, ``l2`` (group magnitude), ``bn`` (BatchNorm scale), ``lamp`` or ``random``.
+        name: One of ``l1``, ``l2`` (group magnitude), ``bn`` (BatchNorm scale), ``lamp``, ``random``, or the
+            data-driven ``taylor`` and ``hessian``, which read ``param.grad`` (see ``calibration``).
 
     Returns:
         A callable that scores every channel of a pruning group.

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import ast
 import os
 from pathlib import Path
 
+import torch
 from torch import nn
 from ultralytics import YOLO
-from ultralytics.nn.tasks import DetectionModel
+from ultralytics.nn.tasks import DetectionModel, guess_model_task, torch_safe_load, yaml_model_load
+from ultralytics.utils import DEFAULT_CFG_DICT
 from ultralytics.utils.downloads import GITHUB_ASSETS_NAMES
 
 from .errors import PruneError
@@ -47,7 +50,10 @@ def load_model(source: ModelSource) -> tuple[DetectionModel, Path | None]:
 
 def _from_yaml(path: Path) -> DetectionModel:
     try:
+        _check_activation(yaml_model_load(path), path)  # read with a safe yaml loader; built only if it passes
         return YOLO(str(path)).model
+    except PruneError:
+        raise
     except FileNotFoundError as e:
         raise PruneError(f"Model yaml '{path}' not found (neither a local file nor an Ultralytics model name).") from e
     except Exception as e:  # Ultralytics raises many types for a malformed yaml
@@ -55,16 +61,64 @@ def _from_yaml(path: Path) -> DetectionModel:
 
 
 def _from_checkpoint(path: Path) -> DetectionModel:
+    """Load a checkpoint as ``YOLO(path).model`` would, but always with Ultralytics' restricted loader.
+
+    ``YOLO(path)`` unpickles with ``weights_only=False`` unless ``ULTRALYTICS_SAFE_LOAD`` is set, which runs any code
+    a crafted file carries; ``torch_safe_load(safe_only=True)`` reconstructs only allow-listed Ultralytics/torch
+    classes and plain data.
+    """
     if path.suffix.lower() != ".pt":
         raise PruneError(f"'{path}' is not a PyTorch checkpoint (.pt) or model yaml (.yaml); export formats can't be pruned.")
     if not path.exists() and path.name not in GITHUB_ASSETS_NAMES:
         raise PruneError(f"Checkpoint '{path}' not found. Check the path, or use an official name like 'yolov8n.pt'.")
+    if path.is_dir():
+        raise PruneError(f"'{path}' is a folder, not a checkpoint file.")
     if path.exists() and path.stat().st_size == 0:
         raise PruneError(f"Checkpoint '{path}' is empty (0 bytes); it was probably not written completely.")
+    if not hasattr(torch.serialization, "get_unsafe_globals_in_checkpoint"):  # else Ultralytics loads unrestricted
+        raise PruneError(f"Loading checkpoints safely needs torch>=2.6 (found {torch.__version__}); please upgrade.")
     try:
-        model = YOLO(str(path)).model
+        ckpt, file = torch_safe_load(str(path), safe_only=True)
     except Exception as e:  # truncated zip, foreign pickle, unsafe globals, failed download...
         raise PruneError(f"Could not load '{path}' as an Ultralytics checkpoint ({type(e).__name__}: {e}).") from e
+    model = (ckpt.get("ema") or ckpt.get("model")) if isinstance(ckpt, dict) else None
     if not isinstance(model, nn.Module):
         raise PruneError(f"'{path}' holds no PyTorch model.")
+    if ckpt.get("modelopt"):
+        raise PruneError(f"'{path}' is a quantization-aware-trained checkpoint; prune the float checkpoint instead.")
+    _check_activation(getattr(model, "yaml", None), path)
+    model = model.float().eval()  # what Ultralytics' load_checkpoint and YOLO._load leave behind
+    args = {**DEFAULT_CFG_DICT, **(ckpt.get("train_args") or {})}
+    model.args = YOLO._reset_ckpt_args(args)
+    model.pt_path = str(file)
+    model.task = getattr(model, "task", guess_model_task(model))
+    if not hasattr(model, "stride"):
+        model.stride = torch.tensor([32.0])
     return model
+
+
+def _check_activation(cfg, path: Path) -> None:
+    """Refuse a yaml ``activation`` that is not a literal ``nn.<Module>(...)`` call.
+
+    Stock ``parse_model`` ``eval``s this string whenever the model is rebuilt from its yaml (by the pruner and by
+    every ``yolo train``), so a crafted checkpoint could otherwise run code after a safe load.
+    """
+    act = cfg.get("activation") if isinstance(cfg, dict) else None
+    if act is None or _is_torch_nn_call(act):
+        return
+    raise PruneError(f"'{path}' has a yaml activation {act!r} that is not a plain torch.nn module call; refusing it.")
+
+
+def _is_torch_nn_call(text) -> bool:
+    """True for ``nn.X(...)`` / ``torch.nn.X(...)`` with an ``nn.Module`` class ``X`` and literal arguments only."""
+    try:
+        call = ast.parse(str(text).strip(), mode="eval").body
+        if not isinstance(call, ast.Call) or not isinstance(call.func, ast.Attribute):
+            return False
+        owner = ast.unparse(call.func.value)
+        for arg in (*call.args, *(keyword.value for keyword in call.keywords)):
+            ast.literal_eval(arg)
+    except (SyntaxError, ValueError, TypeError, RecursionError, MemoryError):
+        return False
+    module = getattr(nn, call.func.attr, None)
+    return owner in ("nn", "torch.nn") and isinstance(module, type) and issubclass(module, nn.Module)

@@ -27,9 +27,26 @@ def round_width(width: float, original: int, round_to: int) -> int:
     return min(original, max(round_to, math.floor(width / round_to + 0.5) * round_to))
 
 
-def uniform_widths(original: dict[Slot, int], ratio: float, round_to: int) -> dict[Slot, int]:
-    """Remove ``ratio`` of every slot's channels (torch-pruning's per-group meaning of a ratio)."""
-    return {slot: round_width(width * (1 - ratio), width, round_to) for slot, width in original.items()}
+def uniform_widths(
+    original: dict[Slot, int], ratio: float, round_to: int, layer_ratios: dict[int, float] | None = None
+) -> dict[Slot, int]:
+    """Remove ``ratio`` of every slot's channels (torch-pruning's per-group meaning of a ratio).
+
+    Args:
+        original: Every free slot's width before pruning.
+        ratio: Share of channels removed from slots of layers not in ``layer_ratios``.
+        round_to: Channel multiple.
+        layer_ratios: Per yaml layer index ratio (the Detect index covers its cls branch); 0 leaves a layer as is.
+
+    Returns:
+        Width for every slot.
+    """
+    layer_ratios = layer_ratios or {}
+    return {
+        slot: width if layer_ratios.get(slot.layer, ratio) == 0 else
+        round_width(width * (1 - layer_ratios.get(slot.layer, ratio)), width, round_to)
+        for slot, width in original.items()
+    }
 
 
 def global_widths(

@@ -1,0 +1,87 @@
+"""Data-driven importance (Taylor, Hessian through Ultralytics' loss) and per-layer ratios."""
+
+import pytest
+import torch
+
+from conftest import FAMILIES, tiny_detector
+from helpers import assert_stock_rebuild_keeps_every_tensor, slot_widths
+from yolo_prune import PruneError, prune_yolo
+from yolo_prune.calibration import calibration_batches, single_samples
+from yolo_prune.core import PruneOptions, prune_detection_model
+
+
+@pytest.fixture(scope="module")
+def batches(dataset_yaml):
+    return calibration_batches(str(dataset_yaml), imgsz=64, images=16)
+
+
+@pytest.mark.parametrize("cfg", FAMILIES)
+@pytest.mark.parametrize("importance", ["taylor", "hessian"])
+def test_data_driven_importance_gives_a_stock_model(cfg, importance, batches):
+    base = tiny_detector(cfg)
+    pruned = prune_detection_model(base, PruneOptions(0.3, importance=importance, calibration=batches))
+    assert_stock_rebuild_keeps_every_tensor(pruned)
+    magnitude = prune_detection_model(base, PruneOptions(0.3)).state_dict()
+    assert slot_widths(pruned) == slot_widths(prune_detection_model(base, PruneOptions(0.3)))
+    assert any(not torch.equal(v, magnitude[k]) for k, v in pruned.state_dict().items())  # other channels kept
+
+
+def test_calibration_leaves_batchnorm_statistics_alone(batches):
+    base = tiny_detector()
+    pruned = prune_detection_model(base, PruneOptions(0.01, importance="taylor", calibration=batches))
+    assert torch.equal(pruned.model[0].bn.running_mean, base.model[0].bn.running_mean)
+
+
+def test_single_samples_reindex_targets(batches):
+    batch = batches[0]
+    samples = single_samples(batch)
+    assert len(samples) == len(batch["img"])
+    assert sum(len(s["cls"]) for s in samples) == len(batch["cls"])
+    assert all((s["batch_idx"] == 0).all() for s in samples)
+
+
+def test_public_api_reads_data(dataset_yaml):
+    pruned = prune_yolo(tiny_detector(), ratio=0.3, importance="taylor", data=dataset_yaml, imgsz=64, verbose=False)
+    assert_stock_rebuild_keeps_every_tensor(pruned.model)
+
+
+def test_data_driven_importance_needs_data():
+    with pytest.raises(PruneError, match="pass data=data.yaml"):
+        prune_yolo(tiny_detector(), importance="hessian", verbose=False)
+
+
+def test_unreadable_dataset(tmp_path):
+    with pytest.raises(PruneError, match="Could not read dataset"):
+        prune_yolo(tiny_detector(), importance="taylor", data=tmp_path / "none.yaml", verbose=False)
+
+
+def test_layer_ratios_touch_only_listed_layers():
+    base = tiny_detector()
+    pruned = prune_detection_model(base, PruneOptions(0.0, layer_ratios={4: 0.5, 22: 0.25}))
+    for i, (a, b) in enumerate(zip(base.model[:-1], pruned.model[:-1])):
+        same = all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+        assert same == (i not in (4, 5, 15)), i  # layer 4 shrinks; 5 and 15 (via concat 14) lose inputs
+    assert pruned.model[4].cv2.conv.out_channels == 32 and pruned.model[4].cv1.conv.out_channels == 32
+    assert [b[-1].in_channels for b in pruned.model[-1].cv3] == [56, 56, 56]
+    assert_stock_rebuild_keeps_every_tensor(pruned)
+
+
+def test_layer_ratios_override_ratio():
+    base = tiny_detector()
+    pruned = prune_yolo(base, ratio=0.3, layer_ratios={7: 0.0}, verbose=False).model
+    assert pruned.model[7].conv.out_channels == base.model[7].conv.out_channels
+    assert pruned.model[5].conv.out_channels < base.model[5].conv.out_channels
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"layer_ratios": {99: 0.3}}, "not a layer index"),
+        ({"layer_ratios": {2: 1.0}}, r"must be in \[0, 1\)"),
+        ({"layer_ratios": [0.3]}, "must be a dict"),
+        ({"layer_ratios": {2: 0.3}, "global_pruning": True}, "cannot be combined"),
+    ],
+)
+def test_bad_layer_ratios(kwargs, message):
+    with pytest.raises(PruneError, match=message):
+        prune_yolo(tiny_detector(), verbose=False, **kwargs)

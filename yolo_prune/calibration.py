@@ -1,0 +1,93 @@
+"""Gradients of Ultralytics' own detection loss on a few batches of the user's data, for Taylor/Hessian importance."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from ultralytics.cfg import get_cfg
+from ultralytics.data import build_dataloader, build_yolo_dataset
+from ultralytics.data.utils import check_det_dataset
+
+from .errors import PruneError
+
+CALIBRATION_IMAGES = 32
+CALIBRATION_BATCH = 8
+
+
+def calibration_batches(data: str, imgsz: int, images: int = CALIBRATION_IMAGES) -> list[dict]:
+    """Load the first ``images`` training images of ``data`` as un-augmented Ultralytics batches.
+
+    Args:
+        data: Dataset yaml, as for ``yolo train data=...``.
+        imgsz: Image size.
+        images: How many images to use.
+
+    Returns:
+        Batches with images scaled to [0, 1].
+
+    Raises:
+        PruneError: If the dataset cannot be found or read.
+
+    Examples:
+        >>> batches = calibration_batches("coco8.yaml", imgsz=640)
+    """
+    try:
+        info = check_det_dataset(str(data))
+    except Exception as e:  # Ultralytics raises several types for a missing or malformed dataset
+        raise PruneError(f"Could not read dataset '{data}' for data-driven importance: {e}") from e
+    cfg = get_cfg(overrides={"imgsz": imgsz, "task": "detect"})
+    dataset = build_yolo_dataset(cfg, info["train"], CALIBRATION_BATCH, info, mode="val", rect=False)
+    loader = build_dataloader(dataset, CALIBRATION_BATCH, workers=0, shuffle=False)
+    batches = []
+    for batch in loader:
+        batch["img"] = batch["img"].float() / 255
+        batches.append(batch)
+        if len(batches) * CALIBRATION_BATCH >= images:
+            break
+    return batches
+
+
+def single_samples(batch: dict) -> list[dict]:
+    """Split a batch into one-image batches (targets re-indexed), for per-sample gradients."""
+    samples = []
+    for i in range(len(batch["img"])):
+        keep = batch["batch_idx"] == i
+        samples.append(
+            {
+                "img": batch["img"][i : i + 1],
+                "cls": batch["cls"][keep],
+                "bboxes": batch["bboxes"][keep],
+                "batch_idx": torch.zeros_like(batch["batch_idx"][keep]),
+            }
+        )
+    return samples
+
+
+def accumulate_gradients(model: nn.Module, batches: list[dict], squared: bool) -> None:
+    """Leave in every ``param.grad`` the summed loss gradient (Taylor) or mean squared per-image gradient (Hessian).
+
+    BatchNorm stays in eval mode so running statistics are not touched.
+
+    Args:
+        model: The working copy of the detection model.
+        batches: Calibration batches.
+        squared: Accumulate squared per-image gradients (diagonal Fisher approximation of the Hessian).
+    """
+    model.args = get_cfg()
+    model.criterion = None
+    model.train()
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.eval()
+    params = [p for p in model.parameters() if p.requires_grad]
+    totals = [torch.zeros_like(p) for p in params]
+    samples = [s for b in batches for s in single_samples(b)] if squared else batches
+    for sample in samples:
+        model.zero_grad()
+        model.loss(sample)[0].sum().backward()
+        for total, p in zip(totals, params):
+            if p.grad is not None:
+                total += p.grad.pow(2) if squared else p.grad
+    for total, p in zip(totals, params):
+        p.grad = total / len(samples) if squared else total
+    model.eval()
