@@ -62,7 +62,7 @@ def test_layer_ratios_touch_only_listed_layers():
         same = all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
         assert same == (i not in (4, 5, 15)), i  # layer 4 shrinks; 5 and 15 (via concat 14) lose inputs
     assert pruned.model[4].cv2.conv.out_channels == 32 and pruned.model[4].cv1.conv.out_channels == 32
-    assert [b[-1].in_channels for b in pruned.model[-1].cv3] == [56, 56, 56]
+    assert [b[-1].in_channels for b in pruned.model[-1].cv3] == [48, 48, 48]  # 64 * (1 - 0.25)
     assert_stock_rebuild_keeps_every_tensor(pruned)
 
 

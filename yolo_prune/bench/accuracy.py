@@ -1,0 +1,53 @@
+"""mAP50-95 of a model file (checkpoint or export) with Ultralytics' own validator, on the CPU."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ultralytics import YOLO
+from ultralytics.data.utils import check_det_dataset
+from ultralytics.utils import LOGGER
+
+from ..errors import PruneError
+from .quiet import quiet
+
+
+def check_data(data: str | None) -> None:
+    """Fail early, with PruneError, when ``data`` is given but is not a readable detection dataset."""
+    if data is None:
+        return
+    try:
+        with quiet():
+            check_det_dataset(str(data), autodownload=False)
+    except Exception as e:
+        raise PruneError(f"data='{data}' is not a usable detection dataset yaml ({type(e).__name__}: {e}).") from e
+
+
+def map50_95(artifact: Path, data: str, imgsz: int, batch: int, out_dir: Path) -> float | None:
+    """Validate ``artifact`` on ``data``'s val split and return mAP50-95, or None (with a warning) on failure.
+
+    Args:
+        artifact: ``.pt`` checkpoint or an export Ultralytics can load (``.onnx``, ``_openvino_model``...).
+        data: Dataset yaml.
+        imgsz: Validation image size (the export's fixed size).
+        batch: Validation batch (exports with a fixed batch of 1 need 1).
+        out_dir: Where Ultralytics may write its validation folder.
+    """
+    try:
+        with quiet():
+            metrics = YOLO(str(artifact), task="detect").val(
+                data=str(data),
+                imgsz=imgsz,
+                batch=batch,
+                device="cpu",
+                workers=0,
+                plots=False,
+                verbose=False,
+                project=str(out_dir),
+                name=artifact.stem,
+                exist_ok=True,
+            )
+        return float(metrics.box.map)
+    except Exception as e:  # one format failing validation should not lose the latency numbers
+        LOGGER.warning(f"mAP of {artifact.name} not measured: {type(e).__name__}: {e}")
+        return None
