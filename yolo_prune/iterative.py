@@ -243,9 +243,10 @@ def _prune_step(
 
 
 def _step(k: int, weights: Path, scores: Scores, base: Scores, max_map_drop: float, start: float) -> IterativeStep:
+    """Record step ``k``; the unpruned step 0 is the reference and always admissible."""
     drop = base.map50_95 - scores.map50_95
     return IterativeStep(k, Path(weights), scores.gflops, scores.params, scores.map50_95, scores.map50, drop,
-                         drop <= max_map_drop, time.perf_counter() - start)  # fmt: skip
+                         k == 0 or drop <= max_map_drop, time.perf_counter() - start)  # fmt: skip
 
 
 def _finish(run_dir: Path, history: list[IterativeStep], stopped: bool, max_map_drop: float) -> IterativeResult:
