@@ -8,6 +8,7 @@ import json
 import pytest
 import torch
 
+from conftest import tiny_detector
 from yolo_prune import PruneError, prune_yolo
 from yolo_prune.bench import CLI_DEFAULTS, BenchResult, benchmark, benchmark_cli
 from yolo_prune.bench.options import parse_formats
@@ -15,8 +16,6 @@ from yolo_prune.bench.result import SCHEMA, Row, fill_ratios
 from yolo_prune.bench.runtimes.openvino import OpenVINO
 from yolo_prune.bench.timing import LatencyStats, time_interleaved
 from yolo_prune.checkpoint import checkpoint_dict, save_atomic
-
-from .conftest import tiny_detector
 
 IMGSZ = 64
 FAST = {"imgsz": IMGSZ, "runs": 3, "warmup": 1, "threads": 1, "verbose": False}
