@@ -14,7 +14,8 @@ Stages (each result is cached under ``benchmarks/cache/recovery/<model>/``; dele
 
 Run from the repository root (the CPU is shared, so run it in the background and poll the log):
 
-    YOLO_OFFLINE=1 .venv/bin/python benchmarks/recovery.py --model yolov8n --stages base,finetune,distill,iterative,report
+    YOLO_OFFLINE=1 .venv/bin/python benchmarks/recovery.py --model yolov8n \\
+        --stages base,finetune,distill,iterative,report
 """
 
 from __future__ import annotations
@@ -41,9 +42,9 @@ HELDOUT = {"n_train": 1, "n_val": 300, "imgsz": 128, "seed": 1}  # its val split
 IMGSZ = 128
 COMMON = {"imgsz": IMGSZ, "batch": 32, "workers": 2, "device": "cpu", "seed": 0, "deterministic": True}
 BASE_RECIPE = {**COMMON, "optimizer": "auto", "close_mosaic": 5, "plots": False}
-FT_RECIPE = {**COMMON, "optimizer": "AdamW", "lr0": 0.001, "lrf": 0.1, "warmup_epochs": 0, "close_mosaic": 0,
+FT_RECIPE = {**COMMON, "optimizer": "AdamW", "lr0": 0.001, "lrf": 0.1, "warmup_epochs": 0, "close_mosaic": 10,
              "plots": False}  # fmt: skip
-STAGES = ("base", "finetune", "distill", "iterative", "report")
+STAGES = ("base", "finetune", "distill", "iterative", "control", "report")
 
 
 def dataset() -> Path:
@@ -111,6 +112,13 @@ def stage_finetune(model: str, data: Path, out: Path, args: argparse.Namespace, 
             "pruned": evaluate(pruned, data), **evaluate(best, data)}  # fmt: skip
 
 
+def stage_control(model: str, data: Path, out: Path, args: argparse.Namespace) -> dict:
+    """The unpruned base fine-tuned with the same recipe and epochs: what extra training alone gives."""
+    base = Path(load_stage(out, "base")["weights"])
+    best = train(str(base), data, out, "control", args.ft_epochs, FT_RECIPE)
+    return {"weights": str(best), "epochs": args.ft_epochs, "recipe": FT_RECIPE, **evaluate(best, data)}
+
+
 def stage_distill(model: str, data: Path, out: Path, args: argparse.Namespace) -> dict:
     return stage_finetune(model, data, out, args, distill=True)
 
@@ -123,9 +131,12 @@ def stage_iterative(model: str, data: Path, out: Path, args: argparse.Namespace)
                              max_map_drop=args.max_map_drop, project=str(out), name="iterative", exist_ok=True,
                              **{k: v for k, v in FT_RECIPE.items() if k != "imgsz"}, imgsz=IMGSZ)  # fmt: skip
     final = result.steps[-1]
-    return {"weights": str(result.best), "final_weights": str(final.weights), "run_dir": str(result.run_dir),
-            "epochs_per_step": args.iter_epochs, "steps": [s.as_row() for s in result.steps],
-            "final": evaluate(final.weights, data), **evaluate(result.best, data)}  # fmt: skip
+    return {
+        "weights": str(result.best), "final_weights": str(final.weights), "run_dir": str(result.run_dir),
+        "epochs_per_step": args.iter_epochs, "best_step": result.best_step, "final_step": final.step,
+        "stopped_early": result.stopped_early, "steps": [s.as_row() for s in result.steps],
+        "final": evaluate(final.weights, data), **evaluate(result.best, data),
+    }  # fmt: skip
 
 
 def load_stage(out: Path, stage: str) -> dict:
@@ -159,31 +170,110 @@ def machine() -> str:
             f"Python {platform.python_version()}")  # fmt: skip
 
 
-def report(models: list[str]) -> None:
+def report(models: list[str], args: argparse.Namespace) -> None:
     """Write recovery.md / recovery.json from whatever stages are cached."""
-    rows, payload = [], {"machine": machine(), "data": DATA, "heldout": HELDOUT, "models": {}}
+    payload = {"machine": machine(), "data": DATA, "heldout": HELDOUT, "models": {}}
     for model in models:
         out = CACHE / "recovery" / model
-        stages = {s: json.loads((out / f"{s}.json").read_text()) for s in STAGES if (out / f"{s}.json").exists()}
-        payload["models"][model] = stages
-        rows += table_rows(model, stages)
+        payload["models"][model] = {s: json.loads((out / f"{s}.json").read_text()) for s in STAGES
+                                    if (out / f"{s}.json").exists()}  # fmt: skip
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "recovery.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
-    print("\n".join(rows))
+    (RESULTS / "recovery.md").write_text(markdown(payload, args))
+    print((RESULTS / "recovery.md").read_text())
+
+
+def markdown(payload: dict, args: argparse.Namespace) -> str:
+    lines = [
+        "# Recovery benchmark: fine-tune, distillation and iterative pruning on synthetic shapes",
+        "",
+        f"- Machine: {payload['machine']}. CPU only, shared with other jobs (wall times are indicative).",
+        f"- Data: `make_synthetic_dataset(n_train={DATA['n_train']}, n_val={DATA['n_val']}, imgsz={DATA['imgsz']}, "
+        f"seed={DATA['seed']})` for training and checkpoint selection; every mAP below is on a held-out split of "
+        f"{HELDOUT['n_val']} images drawn with seed {HELDOUT['seed']} (never seen in training or selection), via "
+        "stock `YOLO(w).val(split='test')`.",
+        f"- Base recipe: `YOLO('<model>.yaml').train(data, epochs=<base>, {fmt(BASE_RECIPE)})` (nc=3 from the data).",
+        f"- Fine-tune recipe (plain, distill and every iterative step): `YOLO(pruned).train(data, epochs=<ft>, "
+        f"{fmt(FT_RECIPE)})`; distillation adds `distill_model=<base best.pt>` (Ultralytics' DistillationModel, "
+        "default `dis=6.0`).",
+        "- Pruning: `prune_yolo(base, ratio=0.3, imgsz=128)` (l2, uniform); iterative: "
+        "`iterative_prune(base, data, speed_up=2.0, steps=..., epochs=..., max_map_drop=...)`, geometric GFLOPs "
+        "schedule, each step pruned from the previous step's best checkpoint.",
+        "- Command: `YOLO_OFFLINE=1 .venv/bin/python benchmarks/recovery.py --model yolov8n "
+        f"--base-epochs {args.base_epochs} --ft-epochs {args.ft_epochs} --iter-steps {args.iter_steps} "
+        f"--iter-epochs {args.iter_epochs} --max-map-drop {args.max_map_drop}` (stages are cached in "
+        "`benchmarks/cache/recovery/<model>/`).",
+        "",
+        "| Model | Variant | Epochs | GFLOPs@128 | GFLOPs@640 | Params (M) | mAP50-95 | × base | mAP50 | Wall (s) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for model, stages in payload["models"].items():
+        lines += table_rows(model, stages)
+    lines += ["", "## Targets", ""]
+    for model, stages in payload["models"].items():
+        lines += target_lines(model, stages)
+    for model, stages in payload["models"].items():
+        if "iterative" in stages:
+            header = "| step | GFLOPs@128 | params (M) | val mAP50-95 | drop | admissible |"
+            lines += ["", f"## Iterative steps ({model})", "", header, "|---|---|---|---|---|---|"]
+            for s in stages["iterative"]["steps"]:
+                lines.append(f"| {s['step']} | {s['gflops']:.4f} | {s['params'] / 1e6:.2f} | {s['map50_95']:.4f} | "
+                             f"{s['map_drop']:+.4f} | {s['admissible']} |")  # fmt: skip
+            lines.append("")
+            lines.append("(val = the training val split, used by the stop rule; the main table is held-out)")
+    return "\n".join(lines) + "\n"
+
+
+def fmt(recipe: dict) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in recipe.items())
 
 
 def table_rows(model: str, stages: dict) -> list[str]:
     if "base" not in stages:
         return []
     base = stages["base"]["map50_95"]
+    variants = [("base", "base (unpruned)", stages.get("base"))]
+    if "finetune" in stages:
+        pruned = {**stages["finetune"]["pruned"], "epochs": 0, "wall_s": "—"}
+        variants.append(("pruned", "ratio 0.3, no fine-tune", pruned))
+    labels = {"control": "control: unpruned + same fine-tune", "finetune": "ratio 0.3 + plain fine-tune",
+              "distill": "ratio 0.3 + distillation", "iterative": "iterative speed_up=2.0 (kept step)"}  # fmt: skip
+    variants += [(key, label, stages.get(key)) for key, label in labels.items()]
+    if "iterative" in stages and stages["iterative"]["final_step"] != stages["iterative"]["best_step"]:
+        final = {**stages["iterative"]["final"], "epochs": "—", "wall_s": "—"}
+        variants.append(("final", "iterative, last step run", final))
     rows = []
-    for key, label in (("base", "base"), ("finetune", "ratio 0.3 + fine-tune"), ("distill", "ratio 0.3 + distill"),
-                       ("iterative", "iterative speed_up=2.0 (best admissible)")):  # fmt: skip
-        if key in stages:
-            s = stages[key]
-            rows.append(f"| {model} | {label} | {s.get('epochs', s.get('epochs_per_step', '—'))} | {s['map50_95']:.4f} "
-                        f"| {s['map50_95'] / base:.3f} | {s['gflops']:.3f} | {s['params'] / 1e6:.2f} | {s['wall_s']} |")  # fmt: skip
+    for _, label, s in variants:
+        if s is None:
+            continue
+        epochs = s.get("epochs", f"{s.get('epochs_per_step')}/step")
+        rows.append(f"| {model} | {label} | {epochs} | {s['gflops']:.4f} | {s['gflops_640']:.2f} | "
+                    f"{s['params'] / 1e6:.2f} | {s['map50_95']:.4f} | {s['map50_95'] / base:.3f} | {s['map50']:.4f} | "
+                    f"{s['wall_s']} |")  # fmt: skip
     return rows
+
+
+def target_lines(model: str, stages: dict) -> list[str]:
+    if "base" not in stages:
+        return []
+    base, lines = stages["base"], []
+    checks = (("finetune", 0.98, "ratio 0.3 + fine-tune (<= 10% of base epochs)"),
+              ("iterative", 0.95, "iterative to speed_up=2.0"))  # fmt: skip
+    for key, need, label in checks:
+        if key in stages:
+            got = stages[key]["map50_95"] / base["map50_95"]
+            extra = ""
+            if key == "finetune":
+                extra = f", {stages[key]['epochs']} vs {base['epochs']} base epochs"
+            if key == "iterative":
+                extra = f", GFLOPs x{base['gflops'] / stages[key]['gflops']:.2f} fewer"
+            lines.append(f"- {model} {label}: {got:.3f}x base (need >= {need}){extra}: "
+                         f"**{'met' if got >= need else 'NOT met'}**")  # fmt: skip
+    if "finetune" in stages and "distill" in stages:
+        d, f = stages["distill"]["map50_95"], stages["finetune"]["map50_95"]
+        lines.append(f"- {model} distillation vs plain fine-tune, same epochs: {d:.4f} vs {f:.4f} "
+                     f"({'distillation recovers more' if d > f else 'plain fine-tune recovers as much or more'})")
+    return lines
 
 
 def main() -> None:
@@ -201,7 +291,7 @@ def main() -> None:
     data = dataset()
     for stage in args.stages.split(","):
         if stage == "report":
-            report(args.report_models.split(","))
+            report(args.report_models.split(","), args)
         else:
             run_stage(stage, args.model, data, args)
 

@@ -77,7 +77,8 @@ def test_dataset_cli_writes_coco_layout_that_convert_cli_reads(tmp_path):
     annotations = dataset_cli({"out": str(tmp_path / "coco"), "n_train": 4, "n_val": 2, "imgsz": 64, "format": "coco"})
     assert sorted(p.name for p in annotations.iterdir()) == ["instances_train.json", "instances_val.json"]
     assert not (tmp_path / "coco" / "labels").exists()
-    data = convert_cli({"data": str(tmp_path / "coco"), "out": str(tmp_path / "yolo"), "images": None, "overwrite": False})
+    args = {"data": str(tmp_path / "coco"), "out": str(tmp_path / "yolo"), "images": None, "overwrite": False}
+    data = convert_cli(args)
     assert len(list((data.parent / "labels" / "train").glob("*.txt"))) == 4
     assert dataset_cli({"out": str(tmp_path / "shapes"), "n_train": 2, "n_val": 1, "imgsz": 64}).name == "data.yaml"
     with pytest.raises(PruneError, match="format"):

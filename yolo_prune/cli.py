@@ -45,6 +45,12 @@ def _prune(args: dict[str, Any]) -> None:
     prune_yolo(model, **args)
 
 
+def _demo(args: dict[str, Any]) -> None:
+    from .demo import demo_cli
+
+    demo_cli(args)
+
+
 def _help(args: dict[str, Any]) -> None:
     print(usage())
 
@@ -75,6 +81,11 @@ VERBS: dict[str, Verb] = {
         },
         "channel-prune a YOLO detector into a stock checkpoint (ratio 0.3 unless target_gflops/speed_up is given;"
         " default save: <stem>-pruned.pt here)",
+    ),
+    "demo": Verb(
+        _demo,
+        {"quick": False, "project": "runs/prune", "name": "demo", "exist_ok": False},
+        "offline end-to-end run: synthetic data, train a base, prune, fine-tune, export, benchmark, report.md",
     ),
     "help": Verb(_help, summary="show this help"),
     "version": Verb(_version, summary="show versions"),

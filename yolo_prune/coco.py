@@ -132,7 +132,8 @@ def convert_cli(args: dict[str, Any]) -> Path:
     """
     missing = [key for key in ("data", "out") if args.get(key) is None]
     if missing:
-        raise PruneError(f"convert needs {' and '.join(f'{k}=...' for k in missing)} (a COCO folder and an output folder).")
+        needed = " and ".join(f"{k}=..." for k in missing)
+        raise PruneError(f"convert needs {needed} (a COCO folder and an output folder).")
     path = coco_to_yolo(args["data"], args["out"], images_dir=args.get("images"), overwrite=bool(args.get("overwrite")))
     print(path)
     return path
@@ -145,7 +146,9 @@ def _annotation_files(coco_dir: Path) -> list[Path]:
     folder = coco_dir / "annotations"
     files = sorted(folder.glob("instances_*.json")) if folder.is_dir() else []
     if not files:
-        raise PruneError(f"{folder} holds no instances_<split>.json; a COCO dataset needs annotations/instances_train.json etc.")
+        raise PruneError(
+            f"{folder} holds no instances_<split>.json; a COCO dataset needs annotations/instances_train.json etc."
+        )
     keys = [_yaml_key(_split_name(f)) for f in files]
     if "train" not in keys or "val" not in keys:
         raise PruneError(f"{folder} needs a train and a val split (instances_train*.json and instances_val*.json).")
@@ -162,7 +165,8 @@ def _yaml_key(split: str) -> str | None:
 
 def _class_names(splits: dict[str, dict]) -> dict[int, str]:
     """Class index -> name, categories sorted by id; every split must list the same categories."""
-    catalogues = {split: sorted((c["id"], c["name"]) for c in coco.get("categories", [])) for split, coco in splits.items()}
+    catalogues = {split: sorted((c["id"], c["name"]) for c in coco.get("categories", [])) for split, coco in
+                  splits.items()}  # fmt: skip
     first = next(iter(catalogues.values()))
     if not first:
         raise PruneError("the COCO JSON has no categories; each needs an 'id' and a 'name'.")
@@ -179,7 +183,8 @@ def _renumbered(coco: dict) -> dict:
     if unknown:
         raise PruneError(f"annotations use category ids {sorted(unknown)} that are not in 'categories'.")
     annotations = [{**a, "category_id": new_id[a["category_id"]]} for a in coco.get("annotations", [])]
-    return {**coco, "annotations": annotations, "categories": [{**c, "id": new_id[c["id"]]} for c in coco["categories"]]}
+    categories = [{**c, "id": new_id[c["id"]]} for c in coco["categories"]]
+    return {**coco, "annotations": annotations, "categories": categories}
 
 
 def _image_folder(coco_dir: Path, images_dir: str | os.PathLike | None, split: str) -> Path:
@@ -187,7 +192,8 @@ def _image_folder(coco_dir: Path, images_dir: str | os.PathLike | None, split: s
     for folder in candidates:
         if folder.is_dir():
             return folder
-    raise PruneError(f"no image folder for split '{split}'; looked in {', '.join(map(str, candidates))} (use images_dir=).")
+    looked = ", ".join(map(str, candidates))
+    raise PruneError(f"no image folder for split '{split}'; looked in {looked} (pass images_dir=).")
 
 
 # --- output ----------------------------------------------------------------------------------------------------

@@ -71,7 +71,8 @@ def finetune(
 
     Examples:
         >>> from pathlib import Path
-        >>> best = finetune("pruned.pt", "data.yaml", epochs=10, imgsz=640, run_dir=Path("/tmp/ft"), name="ft")  # doctest: +SKIP
+        >>> run = Path("/tmp/ft")
+        >>> finetune("pruned.pt", "data.yaml", epochs=10, imgsz=640, run_dir=run, name="ft")  # doctest: +SKIP
     """
     YOLO(str(weights)).train(
         data=data, epochs=epochs, imgsz=imgsz, project=str(run_dir), name=name, exist_ok=True, **train_kwargs

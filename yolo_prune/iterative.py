@@ -45,8 +45,8 @@ class IterativeStep:
     def as_row(self) -> dict[str, Any]:
         """Plain values for the CSV/Markdown tables (numbers rounded for reading)."""
         row = asdict(self)
-        row.update(weights=str(self.weights), gflops=round(self.gflops, 4), map50_95=round(self.map50_95, 4),
-                   map50=round(self.map50, 4), map_drop=round(self.map_drop, 4), wall_s=round(self.wall_s, 1))  # fmt: skip
+        row.update({key: round(row[key], 4) for key in ("gflops", "map50_95", "map50", "map_drop")})
+        row.update(weights=str(self.weights), wall_s=round(self.wall_s, 1))
         return row
 
 
@@ -107,7 +107,7 @@ def iterative_prune(
         max_map_drop: Largest admissible drop of mAP50-95 below the unpruned model, in absolute points (0.02 = two
             points); the first step beyond it ends the run.
         imgsz: Training, validation and GFLOPs image size; a multiple of 32.
-        importance: Channel criterion passed to ``prune_yolo`` (magnitude criteria; see ``prune_yolo``).
+        importance: Channel criterion passed to ``prune_yolo``; ``taylor``/``hessian`` score on ``data``.
         project: Parent folder of the run.
         name: Run name; the run folder is ``project/name`` incremented (``name2``, ...) unless ``exist_ok``.
         exist_ok: Reuse ``project/name`` if it exists.
@@ -135,6 +135,7 @@ def iterative_prune(
     run_dir = increment_path(Path(project).resolve() / name, exist_ok=exist_ok)
     run_dir.mkdir(parents=True, exist_ok=True)
     val_kwargs = val_kwargs_from(train_kwargs)
+    prune_options = {"importance": importance, "imgsz": imgsz, "data": data}
 
     LOGGER.info(f"{PREFIX}{steps} steps to {_goal(schedule)}, {epochs} epochs each, run dir {run_dir}")
     start = time.perf_counter()
@@ -144,7 +145,7 @@ def iterative_prune(
     current, stopped = history[0], False
     for k in range(1, steps + 1):
         start = time.perf_counter()
-        pruned = _prune_step(schedule, k, current, base, run_dir, importance, imgsz)
+        pruned = _prune_step(schedule, k, current, base, run_dir, prune_options)
         if pruned is None:
             LOGGER.info(f"{PREFIX}step {k}: already at or below its GFLOPs target; skipped")
             continue
@@ -173,7 +174,8 @@ def iterative_cli(args: dict[str, Any]) -> IterativeResult:
     args = {key: value for key, value in args.items() if value is not None}
     missing = [key for key in ("model", "data") if key not in args]
     if missing:
-        raise PruneError(f"iterative needs {' and '.join(f'{k}=...' for k in missing)} (a trained checkpoint and a data yaml).")
+        needed = " and ".join(f"{k}=..." for k in missing)
+        raise PruneError(f"iterative needs {needed} (a trained checkpoint and a data yaml).")
     result = iterative_prune(args.pop("model"), args.pop("data"), **args)
     LOGGER.info(f"{PREFIX}kept step {result.best_step}: {result.best}; table {result.files['md']}")
     return result
@@ -228,17 +230,20 @@ def _goal(schedule: Schedule) -> str:
 
 
 def _prune_step(
-    schedule: Schedule, k: int, current: IterativeStep, base: Scores, run_dir: Path, importance: str, imgsz: int
+    schedule: Schedule, k: int, current: IterativeStep, base: Scores, run_dir: Path, options: dict[str, Any]
 ) -> Path | None:
-    """Prune the current best checkpoint to step ``k``'s target; return the saved pruned checkpoint."""
+    """Prune the current best checkpoint to step ``k``'s target with ``options`` (importance, imgsz, data).
+
+    Returns:
+        The saved pruned checkpoint, or None when the model is already at or below the step's target.
+    """
     from .api import prune_yolo
 
-    kwargs = schedule.prune_kwargs(k, base.gflops, current.gflops)
-    if kwargs is None:
+    target = schedule.prune_kwargs(k, base.gflops, current.gflops)
+    if target is None:
         return None
     out = run_dir / f"step{k}-pruned.pt"
-    prune_yolo(str(current.weights), **kwargs, importance=importance, imgsz=imgsz, save=out, overwrite=True,
-               verbose=False)  # fmt: skip
+    prune_yolo(str(current.weights), **target, **options, save=out, overwrite=True, verbose=False)
     return out
 
 
@@ -256,8 +261,11 @@ def _finish(run_dir: Path, history: list[IterativeStep], stopped: bool, max_map_
         LOGGER.warning(f"{PREFIX}no pruned step stayed within max_map_drop={max_map_drop}; best.pt is the input model")
     best = run_dir / "best.pt"
     shutil.copyfile(kept.weights, best)
-    files = {"csv": _write_csv(run_dir / "steps.csv", history), "md": _write_markdown(run_dir / "steps.md", history, kept),
-             "png": _plot(run_dir / "map_vs_gflops.png", history, max_map_drop)}  # fmt: skip
+    files = {
+        "csv": _write_csv(run_dir / "steps.csv", history),
+        "md": _write_markdown(run_dir / "steps.md", history, kept),
+        "png": _plot(run_dir / "map_vs_gflops.png", history, max_map_drop),
+    }
     LOGGER.info(f"{PREFIX}best admissible: step {kept.step} ({kept.gflops:.3f} GFLOPs, mAP50-95 {kept.map50_95:.4f})"
                 f" -> {best}")  # fmt: skip
     return IterativeResult(run_dir, history, best, kept.step, stopped, files)
@@ -277,8 +285,9 @@ def _write_markdown(path: Path, history: list[IterativeStep], kept: IterativeSte
              "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for s in history:
         mark = " (kept)" if s is kept else ""
-        lines.append(f"| {s.step}{mark} | {s.gflops:.3f} | {s.gflops / base.gflops:.3f} | {s.params / 1e6:.2f} | "
-                     f"{s.map50_95:.4f} | {s.map50:.4f} | {s.map_drop:+.4f} | {s.admissible} | {s.wall_s:.0f} |")  # fmt: skip
+        cells = (f"{s.step}{mark}", f"{s.gflops:.3f}", f"{s.gflops / base.gflops:.3f}", f"{s.params / 1e6:.2f}",
+                 f"{s.map50_95:.4f}", f"{s.map50:.4f}", f"{s.map_drop:+.4f}", str(s.admissible), f"{s.wall_s:.0f}")
+        lines.append(f"| {' | '.join(cells)} |")
     path.write_text("\n".join(lines) + "\n")
     return path
 

@@ -88,10 +88,11 @@ def _from_checkpoint(path: Path) -> DetectionModel:
         raise PruneError(f"'{path}' is a quantization-aware-trained checkpoint; prune the float checkpoint instead.")
     _check_activation(getattr(model, "yaml", None), path)
     model = model.float().eval()  # what Ultralytics' load_checkpoint and YOLO._load leave behind
+    task = getattr(model, "task", None) or guess_model_task(model)  # from the model before default args say 'detect'
     args = {**DEFAULT_CFG_DICT, **(ckpt.get("train_args") or {})}
     model.args = YOLO._reset_ckpt_args(args)
     model.pt_path = str(file)
-    model.task = getattr(model, "task", guess_model_task(model))
+    model.task = task
     if not hasattr(model, "stride"):
         model.stride = torch.tensor([32.0])
     return model

@@ -138,7 +138,7 @@ def sensitivity(
         layers: Groups to measure instead of the automatic ones: each item a yaml layer index or a list of them.
         imgsz: Validation and GFLOPs image size; a multiple of 32.
         fraction: Share of the val split scored (its first images), in (0, 1]; smaller is faster and noisier.
-        importance: Channel criterion passed to ``prune_yolo``.
+        importance: Channel criterion passed to ``prune_yolo``; ``taylor``/``hessian`` score on ``data``.
         project: Parent folder of the run.
         name: Run name; the folder is ``project/name`` incremented unless ``exist_ok``.
         exist_ok: Reuse ``project/name`` if it exists.
@@ -173,7 +173,8 @@ def sensitivity(
     if not rows:
         raise PruneError("none of the chosen layer groups has prunable channels; choose other layers.")
     result = SensitivityResult(base.map50_95, base.gflops, rows, run_dir)
-    result.files = {"csv": _write_csv(run_dir / "sensitivity.csv", rows), "png": _plot(run_dir / "sensitivity.png", result)}
+    result.files = {"csv": _write_csv(run_dir / "sensitivity.csv", rows)}
+    result.files["png"] = _plot(run_dir / "sensitivity.png", result)
     LOGGER.info(f"{PREFIX}wrote {result.files['csv']} and {result.files['png']}")
     return result
 
@@ -224,7 +225,8 @@ def sensitivity_cli(args: dict[str, Any]) -> SensitivityResult:
     args = {key: value for key, value in args.items() if value is not None}
     missing = [key for key in ("model", "data") if key not in args]
     if missing:
-        raise PruneError(f"sensitivity needs {' and '.join(f'{k}=...' for k in missing)} (a checkpoint and a data yaml).")
+        needed = " and ".join(f"{k}=..." for k in missing)
+        raise PruneError(f"sensitivity needs {needed} (a checkpoint and a data yaml).")
     target_drop = args.pop("target_drop", None)
     for key in ("ratios", "layers"):
         if key in args:
@@ -258,7 +260,9 @@ def _checked_fraction(fraction: Any) -> float:
 def _check_val_kwargs(val_kwargs: dict[str, Any]) -> None:
     unknown = [key for key in val_kwargs if key not in VAL_KEYS]
     if unknown:
-        raise PruneError(f"sensitivity does not take {', '.join(unknown)}; validation keywords are {', '.join(VAL_KEYS)}.")
+        raise PruneError(
+            f"sensitivity does not take {', '.join(unknown)}; its validation keywords are {', '.join(VAL_KEYS)}."
+        )
 
 
 def _loaded(model: str | os.PathLike | YOLO) -> YOLO:
@@ -282,7 +286,7 @@ def _custom_groups(layers: Sequence[int | Sequence[int]], model: YOLO) -> list[L
     for item in layers:
         members = (item,) if isinstance(item, int) else tuple(item)
         if not members or any(isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < n for i in members):
-            raise PruneError(f"layers: {item!r} is not a yaml layer index (or list of them) of this model (0..{n - 1}).")
+            raise PruneError(f"layers: {item!r} is not a yaml layer index (or list of them) of this model (0..{n - 1})")
         kind = type(model.model.model[members[-1]]).__name__
         span = f"{members[0]}-{members[-1]}" if len(members) > 1 else f"{members[0]}"
         groups.append(LayerGroup(f"{span} {kind}", members))
@@ -313,7 +317,7 @@ def _measure_group(
     for ratio in ratios:
         pt = tmp / "pruned.pt"
         prune_yolo(source, layer_ratios=dict.fromkeys(group.layers, ratio), importance=importance, imgsz=imgsz,
-                   save=pt, overwrite=True, verbose=False)  # fmt: skip
+                   data=data, save=pt, overwrite=True, verbose=False)  # fmt: skip
         scores = validate(pt, data, imgsz=imgsz, run_dir=run_dir, **val_kwargs)
         if scores.params == base.params:
             LOGGER.info(f"{PREFIX}group {group.name}: no prunable channels at ratio {ratio}; skipped")

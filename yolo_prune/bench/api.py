@@ -189,28 +189,33 @@ def _measure_runtime(runtime: Runtime, result: BenchResult, settings: Settings) 
 def _measure_batch(runtime: Runtime, models: list[BenchModel], settings: Settings, batch: int) -> list[Row]:
     """Rows of every model on ``runtime`` at ``batch``: export, load, interleaved timing, then mAP if asked."""
     if settings.verbose:
-        LOGGER.info(f"{PREFIX}{runtime.key}: exporting/loading {len(models)} models (batch {batch})")
+        LOGGER.info(f"{PREFIX}{runtime.key}: exporting and loading {len(models)} models (batch {batch})")
     artifacts = {m.label: runtime.export(m.path, settings.imgsz, batch) for m in models}
+    times, version = _time(runtime, artifacts, settings, batch)
+    return [_row(m, runtime, version, batch, times[m.label], artifacts[m.label], settings) for m in models]
+
+
+def _time(runtime: Runtime, artifacts: dict[str, Path], settings: Settings, batch: int) -> tuple[dict, str]:
+    """Load every artifact and time them interleaved; return the run times and the runtime's description."""
     options = LoadOptions(settings.threads, batch, settings.imgsz)
     runners = {label: runtime.load(path, options) for label, path in artifacts.items()}
     version = runtime.version()  # after loading: some runtimes report what they chose (e.g. OpenVINO's precision)
     runs, warmup = settings.rounds(batch)
     bar = TQDM(total=runs + warmup, desc=f"{runtime.key} batch {batch}", disable=not settings.verbose)
     try:
-        times = time_interleaved(runners, runs, warmup, on_round=lambda: bar.update(1))
+        return time_interleaved(runners, runs, warmup, on_round=lambda: bar.update(1)), version
     finally:
         bar.close()
-    del runners  # free sessions before validation loads the models again
-    rows = []
-    for m in models:
-        artifact = artifacts[m.label]
-        score = None
-        if settings.data and batch == 1 and not runtime.gpu:
-            val_batch = PT_VAL_BATCH if artifact.suffix == ".pt" else 1
-            score = map50_95(artifact, settings.data, settings.imgsz, val_batch, m.path.parent.parent / "val")
-        stats = LatencyStats.of(times[m.label])
-        rows.append(Row(m.label, runtime.key, version, batch, stats, artifact_bytes(artifact) / 1e6, m.params, m.gflops, map50_95=score))
-    return rows
+
+
+def _row(m: BenchModel, runtime: Runtime, version: str, batch: int, times: list[float], artifact: Path, settings: Settings) -> Row:
+    """One result row; mAP is measured through the runtime's export for batch-1 CPU rows when ``data`` is given."""
+    score = None
+    if settings.data and batch == 1 and not runtime.gpu:
+        val_batch = PT_VAL_BATCH if artifact.suffix == ".pt" else 1
+        score = map50_95(artifact, settings.data, settings.imgsz, val_batch, m.path.parent.parent / "val")  # run_dir/val
+    size_mb = artifact_bytes(artifact) / 1e6
+    return Row(m.label, runtime.key, version, batch, LatencyStats.of(times), size_mb, m.params, m.gflops, map50_95=score)
 
 
 def _finish(result: BenchResult, settings: Settings) -> BenchResult:

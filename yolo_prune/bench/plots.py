@@ -78,10 +78,11 @@ def _sweep_panel(kind: str):
             ax.plot([x for x, r in zip(xs, rows) if r], [r.latency.median_ms for r in rows if r], "o-", label=fmt)
         ax.set_xlabel("pruning ratio" if kind == "ratio" else "speed_up target (GFLOPs ratio)")
         ax.set_ylabel("median latency, batch 1 (ms)")
-        ax.legend(fontsize=8, loc="upper center")
         twin = ax.twinx()
         twin.plot(xs, [m.gflops for m in models], "k--s", label="GFLOPs")
-        twin.set_ylabel("GFLOPs (dashed)")
+        twin.set_ylabel("GFLOPs (black, dashed)")
+        lines = ax.get_legend_handles_labels(), twin.get_legend_handles_labels()
+        ax.legend(lines[0][0] + lines[1][0], lines[0][1] + lines[1][1], fontsize=8, loc="upper right")
         ax.set_title(f"Latency and GFLOPs vs {'ratio' if kind == 'ratio' else 'speed_up'}")
 
     return draw

@@ -1,0 +1,216 @@
+"""Latency of pruned yolov8n on CPU runtimes: the numbers behind BENCHMARKS.md.
+
+Builds yolov8n from its yaml (seeded random weights: latency does not depend on the values), prunes it four ways
+(ratio 0.3 and speed_up 2.0, each with round_to 8 and 16), then runs ``yolo_prune.bench.benchmark`` on ONNX Runtime,
+OpenVINO, NCNN and LiteRT with the same thread count, every model timed round-robin after warm-up. With
+``--profile`` it also profiles the ONNX Runtime sessions per operator type, to show where a runtime loses the GFLOPs
+promise (fixed-cost ops, layout reorders). Writes ``benchmarks/results/latency.md`` and ``latency.json``.
+
+Run from the repository root (about 6-8 minutes on 2 cores):
+
+    YOLO_OFFLINE=1 .venv/bin/python benchmarks/latency.py --profile
+
+Options: ``--formats onnx,openvino,ncnn,tflite,torch``, ``--threads 2``, ``--imgsz 640``, ``--runs 100``, ``--warmup 10``,
+``--model yolov8n.yaml``, ``--project runs/prune`` (run directory parent), ``--out benchmarks/results``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import shlex
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("YOLO_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from yolo_prune import prune_yolo  # noqa: E402
+from yolo_prune.bench import BenchResult, benchmark  # noqa: E402
+from yolo_prune.bench.report import row_cells  # noqa: E402
+from yolo_prune.checkpoint import checkpoint_dict, save_atomic  # noqa: E402
+from yolo_prune.loading import load_model  # noqa: E402
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+VARIANTS = {  # label -> prune_yolo arguments
+    "r0.3-rt8": {"ratio": 0.3, "round_to": 8},
+    "r0.3-rt16": {"ratio": 0.3, "round_to": 16},
+    "su2.0-rt8": {"speed_up": 2.0, "round_to": 8},
+    "su2.0-rt16": {"speed_up": 2.0, "round_to": 16},
+}
+TARGETS = (  # (model label, runtime, minimum measured speed-up) from the issue
+    ("r0.3-rt8", "onnx", 1.40),
+    ("r0.3-rt16", "onnx", 1.40),
+    ("su2.0-rt8", "onnx", 1.80),
+    ("su2.0-rt16", "onnx", 1.80),
+)
+MIN_EFFICIENCY = 0.80
+PROFILE_RUNS = 30
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="yolov8n.yaml")
+    p.add_argument("--formats", default="onnx,openvino,ncnn,tflite,torch")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--imgsz", type=int, default=640)
+    p.add_argument("--runs", type=int, default=100)
+    p.add_argument("--warmup", type=int, default=10)
+    p.add_argument("--batch", type=int, default=8, help="torch throughput batch (when torch is in --formats)")
+    p.add_argument("--project", default="runs/prune")
+    p.add_argument("--out", default=str(RESULTS_DIR))
+    p.add_argument("--profile", action="store_true", help="also profile ONNX Runtime per operator type")
+    return p.parse_args(argv)
+
+
+def make_models(model: str, imgsz: int, folder: Path) -> tuple[Path, list[Path]]:
+    """Save the seeded base checkpoint and its pruned variants into ``folder``."""
+    torch.manual_seed(0)
+    source, _ = load_model(model)
+    ckpt = checkpoint_dict(source, {})
+    ckpt.pop("yolo_prune")  # the unpruned base
+    base = save_atomic(ckpt, folder / f"{Path(model).stem}.pt", overwrite=True)
+    pruned = []
+    for label, kwargs in VARIANTS.items():
+        out = folder / f"{label}.pt"
+        prune_yolo(base, **kwargs, imgsz=imgsz, save=out, overwrite=True, verbose=False)
+        pruned.append(out)
+    return base, pruned
+
+
+def profile_onnx(result: BenchResult, threads: int, imgsz: int) -> dict[str, dict[str, float]]:
+    """Mean ms per ONNX Runtime operator type for every model's ONNX export.
+
+    Same session options as the timing; the sessions run round-robin, like the timing, so load from other processes
+    spreads over all models alike.
+    """
+    import onnxruntime as ort
+
+    x = np.random.default_rng(0).random((1, 3, imgsz, imgsz), dtype=np.float32)
+    sessions = {}
+    for m in result.models:
+        so = ort.SessionOptions()
+        so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        so.enable_profiling = True
+        so.profile_file_prefix = str(result.run_dir / f"ort_profile_{m.label}")
+        sessions[m.label] = ort.InferenceSession(str(m.path.with_suffix(".onnx")), so, providers=["CPUExecutionProvider"])
+    for _ in range(PROFILE_RUNS):
+        for session in sessions.values():
+            session.run(None, {session.get_inputs()[0].name: x})
+    profiles = {}
+    for label, session in sessions.items():
+        events = json.loads(Path(session.end_profiling()).read_text())
+        per_op: dict[str, float] = collections.Counter()
+        for e in events:
+            if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
+                per_op[e["args"]["op_name"]] += e["dur"] / 1e3 / PROFILE_RUNS
+        profiles[label] = dict(per_op)
+    return profiles
+
+
+def profile_table(profiles: dict[str, dict[str, float]]) -> list[str]:
+    """Markdown table: ms per operator type (rows) for each model (columns), plus each op's share of the base."""
+    labels = list(profiles)
+    base = profiles[labels[0]]
+    total = sum(base.values())
+    ops = sorted(set().union(*profiles.values()), key=lambda op: -base.get(op, 0.0))
+    lines = ["| op | " + " | ".join(labels) + " | base share |", "|---" * (len(labels) + 2) + "|"]
+    for op in ops:
+        cells = [f"{profiles[label].get(op, 0.0):.2f}" for label in labels]
+        lines.append(f"| {op} | " + " | ".join(cells) + f" | {base.get(op, 0.0) / total:.0%} |")
+    totals = [f"**{sum(profiles[label].values()):.2f}**" for label in labels]
+    lines.append("| **total** | " + " | ".join(totals) + " | 100% |")
+    return lines
+
+
+def targets_section(result: BenchResult) -> list[str]:
+    """Markdown: every speed-up target and the ORT efficiency target, met or not."""
+    lines = ["| model | runtime | target | measured | met |", "|---|---|---|---|---|"]
+    for label, fmt, minimum in TARGETS:
+        row = result.row(label, fmt)
+        if row is None:
+            continue
+        lines.append(f"| {label} | {fmt} | >= {minimum:.2f}x | {row.speed_up:.2f}x | {'yes' if row.speed_up >= minimum else 'no'} |")
+    for label, _, _ in TARGETS:
+        row = result.row(label, "onnx")
+        if row is not None and row.efficiency is not None:
+            met = "yes" if row.efficiency >= MIN_EFFICIENCY else "no"
+            lines.append(f"| {label} | onnx | efficiency >= {MIN_EFFICIENCY:.0%} | {row.efficiency:.0%} | {met} |")
+    return lines
+
+
+def write_markdown(result: BenchResult, command: str, seconds: float, profiles: dict | None) -> str:
+    m, c = result.machine, result.config
+    headers = ("model", "format", "batch", "params", "GFLOPs", "file MB", "median ms", "p90 ms", "img/s", "speed-up",
+               "GFLOPs x", "efficiency")  # fmt: skip
+    lines = [
+        "## Latency per runtime (yolov8n, CPU)",
+        "",
+        f"Command: `{command}` ({seconds / 60:.1f} min wall, including exports).",
+        "",
+        f"- Machine: {m['cpu']}, {m['cores']} cores ({', '.join(m['cpu_flags'])}), load average "
+        f"{m['load_average_start']} at start, {m['load_average_end']} at end (shared with other jobs).",
+        f"- Software: Python {m['python']}, " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()) + ".",
+        f"- Settings: imgsz {c['imgsz']}, batch 1, {c['threads']} threads for every runtime, {c['warmup']} warm-up "
+        f"then {c['runs']} timed runs per model, all models interleaved round-robin; speed-up = base median / model "
+        "median on the same runtime; efficiency = speed-up / GFLOPs ratio.",
+        "- Runtimes: " + "; ".join(f"`{k}`: {v}" for k, v in result.runtimes.items()) + ".",
+        "",
+        "| " + " | ".join(headers) + " |",
+        "|" + "---|" * len(headers),
+    ]
+    lines += ["| " + " | ".join(row_cells(r)[: len(headers)]) + " |" for r in result.rows]
+    lines += ["", "Efficiency per runtime (mean over the pruned models):", "", "| runtime | efficiency |", "|---|---|"]
+    for fmt in result.runtimes:
+        eff = result.efficiency(fmt)
+        lines.append(f"| {fmt} | {'-' if eff is None else f'{eff:.0%}'} |")
+    if result.skipped:
+        lines += ["", "Skipped: " + "; ".join(f"`{s.format}` ({s.reason})" for s in result.skipped)]
+    lines += ["", "### Targets", "", *targets_section(result)]
+    if profiles:
+        lines += [
+            "",
+            f"### ONNX Runtime profile (ms per run by operator type, {PROFILE_RUNS} runs, same session options)",
+            "",
+            *profile_table(profiles),
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    command = "YOLO_OFFLINE=1 .venv/bin/python benchmarks/latency.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    start = time.time()
+    with tempfile.TemporaryDirectory(prefix="yolo_prune_latency_") as tmp:
+        base, pruned = make_models(args.model, args.imgsz, Path(tmp))
+        result = benchmark(
+            base,
+            pruned,
+            formats=args.formats,
+            imgsz=args.imgsz,
+            threads=args.threads,
+            runs=args.runs,
+            warmup=args.warmup,
+            batch=args.batch,
+            project=args.project,
+            name="latency",
+        )
+    profiles = profile_onnx(result, args.threads, args.imgsz) if args.profile and result.row(result.base.label, "onnx") else None
+    seconds = time.time() - start
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "latency.md").write_text(write_markdown(result, command, seconds, profiles))
+    (out / "latency.json").write_text(json.dumps({**result.to_dict(), "ort_profile_ms": profiles, "wall_s": seconds}, indent=2) + "\n")
+    print(f"wrote {out / 'latency.md'} and {out / 'latency.json'} ({seconds / 60:.1f} min)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
