@@ -6,12 +6,13 @@ OpenVINO, NCNN and LiteRT with the same thread count, every model timed round-ro
 ``--profile`` it also profiles the ONNX Runtime sessions per operator type, to show where a runtime loses the GFLOPs
 promise (fixed-cost ops, layout reorders). Writes ``benchmarks/results/latency.md`` and ``latency.json``.
 
-Run from the repository root (about 6-8 minutes on 2 cores):
+Run from the repository root (about 10 minutes on 2 cores):
 
-    YOLO_OFFLINE=1 .venv/bin/python benchmarks/latency.py --profile
+    YOLO_OFFLINE=1 .venv/bin/python benchmarks/latency.py --threads 2,1 --profile
 
 Options: ``--formats onnx,openvino,ncnn,tflite,torch``, ``--threads 2``, ``--imgsz 640``, ``--runs 100``, ``--warmup 10``,
-``--model yolov8n.yaml``, ``--project runs/prune`` (run directory parent), ``--out benchmarks/results``.
+``--time-limit 40`` (seconds per runtime and batch), ``--model yolov8n.yaml``, ``--project runs/prune`` (run
+directory parent), ``--out benchmarks/results``.
 """
 
 from __future__ import annotations
@@ -28,14 +29,14 @@ from pathlib import Path
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
-from yolo_prune import prune_yolo  # noqa: E402
-from yolo_prune.bench import BenchResult, benchmark  # noqa: E402
-from yolo_prune.bench.report import row_cells  # noqa: E402
-from yolo_prune.checkpoint import checkpoint_dict, save_atomic  # noqa: E402
-from yolo_prune.loading import load_model  # noqa: E402
+from yolo_prune import prune_yolo
+from yolo_prune.bench import BenchResult, benchmark
+from yolo_prune.bench.report import row_cells
+from yolo_prune.checkpoint import checkpoint_dict, save_atomic
+from yolo_prune.loading import load_model
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 VARIANTS = {  # label -> prune_yolo arguments
@@ -58,10 +59,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="yolov8n.yaml")
     p.add_argument("--formats", default="onnx,openvino,ncnn,tflite,torch")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", default="2", help="thread counts, comma-separated (e.g. 2,1): one table each")
     p.add_argument("--imgsz", type=int, default=640)
     p.add_argument("--runs", type=int, default=100)
     p.add_argument("--warmup", type=int, default=10)
+    p.add_argument("--time-limit", type=float, default=40.0, help="seconds of warm-up + timing per runtime and batch")
     p.add_argument("--batch", type=int, default=8, help="torch throughput batch (when torch is in --formats)")
     p.add_argument("--project", default="runs/prune")
     p.add_argument("--out", default=str(RESULTS_DIR))
@@ -100,7 +102,9 @@ def profile_onnx(result: BenchResult, threads: int, imgsz: int) -> dict[str, dic
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         so.enable_profiling = True
         so.profile_file_prefix = str(result.run_dir / f"ort_profile_{m.label}")
-        sessions[m.label] = ort.InferenceSession(str(m.path.with_suffix(".onnx")), so, providers=["CPUExecutionProvider"])
+        sessions[m.label] = ort.InferenceSession(
+            str(m.path.with_suffix(".onnx")), so, providers=["CPUExecutionProvider"]
+        )
     for _ in range(PROFILE_RUNS):
         for session in sessions.values():
             session.run(None, {session.get_inputs()[0].name: x})
@@ -135,49 +139,67 @@ def targets_section(result: BenchResult) -> list[str]:
     lines = ["| model | runtime | target | measured | met |", "|---|---|---|---|---|"]
     for label, fmt, minimum in TARGETS:
         row = result.row(label, fmt)
-        if row is None:
-            continue
-        lines.append(f"| {label} | {fmt} | >= {minimum:.2f}x | {row.speed_up:.2f}x | {'yes' if row.speed_up >= minimum else 'no'} |")
-    for label, _, _ in TARGETS:
-        row = result.row(label, "onnx")
+        if row is not None:
+            met = "yes" if row.speed_up >= minimum else "no"
+            lines.append(f"| {label} | {fmt} | speed-up >= {minimum:.2f}x | {row.speed_up:.2f}x | {met} |")
+    for label, fmt, _ in TARGETS:
+        row = result.row(label, fmt)
         if row is not None and row.efficiency is not None:
             met = "yes" if row.efficiency >= MIN_EFFICIENCY else "no"
-            lines.append(f"| {label} | onnx | efficiency >= {MIN_EFFICIENCY:.0%} | {row.efficiency:.0%} | {met} |")
+            lines.append(f"| {label} | {fmt} | efficiency >= {MIN_EFFICIENCY:.0%} | {row.efficiency:.0%} | {met} |")
     return lines
 
 
-def write_markdown(result: BenchResult, command: str, seconds: float, profiles: dict | None) -> str:
+def results_section(result: BenchResult) -> list[str]:
+    """Markdown: settings, the latency table, efficiency per runtime, skipped runtimes and targets of one run."""
     m, c = result.machine, result.config
     headers = ("model", "format", "batch", "params", "GFLOPs", "file MB", "median ms", "p90 ms", "img/s", "speed-up",
-               "GFLOPs x", "efficiency")  # fmt: skip
+               "GFLOPs x", "efficiency", "runs")  # fmt: skip
     lines = [
-        "## Latency per runtime (yolov8n, CPU)",
+        f"### {c['threads']} thread{'s' if c['threads'] > 1 else ''}",
         "",
-        f"Command: `{command}` ({seconds / 60:.1f} min wall, including exports).",
-        "",
-        f"- Machine: {m['cpu']}, {m['cores']} cores ({', '.join(m['cpu_flags'])}), load average "
-        f"{m['load_average_start']} at start, {m['load_average_end']} at end (shared with other jobs).",
-        f"- Software: Python {m['python']}, " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()) + ".",
-        f"- Settings: imgsz {c['imgsz']}, batch 1, {c['threads']} threads for every runtime, {c['warmup']} warm-up "
-        f"then {c['runs']} timed runs per model, all models interleaved round-robin; speed-up = base median / model "
-        "median on the same runtime; efficiency = speed-up / GFLOPs ratio.",
-        "- Runtimes: " + "; ".join(f"`{k}`: {v}" for k, v in result.runtimes.items()) + ".",
+        f"Load average {m['load_average_start']} at start, {m['load_average_end']} at end. Runtimes: "
+        + "; ".join(f"`{k}`: {v}" for k, v in result.runtimes.items())
+        + ".",
         "",
         "| " + " | ".join(headers) + " |",
         "|" + "---|" * len(headers),
     ]
-    lines += ["| " + " | ".join(row_cells(r)[: len(headers)]) + " |" for r in result.rows]
-    lines += ["", "Efficiency per runtime (mean over the pruned models):", "", "| runtime | efficiency |", "|---|---|"]
+    lines += ["| " + " | ".join([*row_cells(r)[: len(headers) - 1], str(r.latency.runs)]) + " |" for r in result.rows]
+    lines += ["", "| runtime | efficiency (mean over pruned models) |", "|---|---|"]
     for fmt in result.runtimes:
         eff = result.efficiency(fmt)
         lines.append(f"| {fmt} | {'-' if eff is None else f'{eff:.0%}'} |")
     if result.skipped:
         lines += ["", "Skipped: " + "; ".join(f"`{s.format}` ({s.reason})" for s in result.skipped)]
-    lines += ["", "### Targets", "", *targets_section(result)]
+    return [*lines, "", "Targets:", "", *targets_section(result), ""]
+
+
+def write_markdown(results: list[BenchResult], command: str, seconds: float, profiles: dict | None) -> str:
+    first = results[0]
+    m, c = first.machine, first.config
+    lines = [
+        "## Latency per runtime (yolov8n, CPU)",
+        "",
+        f"Command: `{command}` ({seconds / 60:.1f} min wall, including exports).",
+        "",
+        f"- Machine: {m['cpu']}, {m['cores']} cores ({', '.join(m['cpu_flags'])}), shared with other jobs.",
+        f"- Software: Python {m['python']}, " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()) + ".",
+        (
+            f"- Settings: imgsz {c['imgsz']}, batch 1 (torch also at batch {c['batch']}), the same thread count for every "
+            f"runtime, {c['warmup']} warm-up then {c['runs']} timed runs per model, all models interleaved round-robin; "
+            "speed-up = base median / model median on the same runtime; efficiency = speed-up / GFLOPs ratio."
+        ),
+        "",
+    ]
+    for result in results:
+        lines += results_section(result)
     if profiles:
         lines += [
-            "",
-            f"### ONNX Runtime profile (ms per run by operator type, {PROFILE_RUNS} runs, same session options)",
+            (
+                f"### ONNX Runtime profile (ms per run by operator type, {PROFILE_RUNS} interleaved runs, "
+                f"{first.config['threads']} threads)"
+            ),
             "",
             *profile_table(profiles),
         ]
@@ -186,28 +208,45 @@ def write_markdown(result: BenchResult, command: str, seconds: float, profiles: 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    command = "YOLO_OFFLINE=1 .venv/bin/python benchmarks/latency.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    command = "YOLO_OFFLINE=1 .venv/bin/python benchmarks/latency.py " + shlex.join(
+        sys.argv[1:] if argv is None else argv
+    )
+    threads = [int(t) for t in str(args.threads).split(",")]
     start = time.time()
+    results: list[BenchResult] = []
     with tempfile.TemporaryDirectory(prefix="yolo_prune_latency_") as tmp:
         base, pruned = make_models(args.model, args.imgsz, Path(tmp))
-        result = benchmark(
-            base,
-            pruned,
-            formats=args.formats,
-            imgsz=args.imgsz,
-            threads=args.threads,
-            runs=args.runs,
-            warmup=args.warmup,
-            batch=args.batch,
-            project=args.project,
-            name="latency",
-        )
-    profiles = profile_onnx(result, args.threads, args.imgsz) if args.profile and result.row(result.base.label, "onnx") else None
+        for count in threads:  # one run directory: later thread counts reuse the exports of the first
+            name = results[0].run_dir.name if results else "latency"
+            settings = {
+                "imgsz": args.imgsz,
+                "runs": args.runs,
+                "warmup": args.warmup,
+                "batch": args.batch,
+                "time_limit": args.time_limit,
+            }
+            results.append(
+                benchmark(
+                    base,
+                    pruned,
+                    formats=args.formats,
+                    threads=count,
+                    **settings,
+                    project=args.project,
+                    name=name,
+                    exist_ok=bool(results),
+                )
+            )
+    first = results[0]
+    profiles = (
+        profile_onnx(first, threads[0], args.imgsz) if args.profile and first.row(first.base.label, "onnx") else None
+    )
     seconds = time.time() - start
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "latency.md").write_text(write_markdown(result, command, seconds, profiles))
-    (out / "latency.json").write_text(json.dumps({**result.to_dict(), "ort_profile_ms": profiles, "wall_s": seconds}, indent=2) + "\n")
+    (out / "latency.md").write_text(write_markdown(results, command, seconds, profiles))
+    doc = {"runs": [r.to_dict() for r in results], "ort_profile_ms": profiles, "wall_s": seconds, "command": command}
+    (out / "latency.json").write_text(json.dumps(doc, indent=2) + "\n")
     print(f"wrote {out / 'latency.md'} and {out / 'latency.json'} ({seconds / 60:.1f} min)")
     return 0
 

@@ -4,11 +4,12 @@ Tiny 3-class yolov8n models at imgsz 64 with a few runs keep this module well un
 """
 
 import json
+import time
 
 import pytest
 import torch
-
 from conftest import tiny_detector
+
 from yolo_prune import PruneError, prune_yolo
 from yolo_prune.bench import CLI_DEFAULTS, BenchResult, benchmark, benchmark_cli
 from yolo_prune.bench.options import parse_formats
@@ -58,6 +59,16 @@ def test_runs_are_interleaved_round_robin_after_warmup():
     assert calls == ["base", "pruned"] * 5  # 2 warm-up rounds, then 3 timed rounds, alternating
     assert len(timer_calls) == 2 * 2 * 3 and min(timer_calls) == 4  # the clock is read only around timed runs
     assert times == {"base": [1.0] * 3, "pruned": [1.0] * 3}
+
+
+def test_time_limit_cuts_a_stalling_runtime_but_keeps_three_rounds():
+    calls = []
+    slow = {"base": lambda: (calls.append("base"), time.sleep(0.02)), "pruned": lambda: calls.append("pruned")}
+    times = time_interleaved(slow, runs=1000, warmup=1000, time_limit=0.1)
+    assert 3 <= len(times["base"]) < 10 and len(times["base"]) == len(times["pruned"])
+    assert calls[:4] == ["base", "pruned", "base", "pruned"]  # still interleaved
+    times = time_interleaved(slow, runs=4, warmup=0, time_limit=1e-9)
+    assert len(times["pruned"]) == 3  # never fewer than three timed rounds
 
 
 def test_latency_stats_and_efficiency():
@@ -127,7 +138,9 @@ def test_cli_sweep_one_row_per_ratio_and_skips(checkpoints, tmp_path, monkeypatc
     base, _ = checkpoints
     monkeypatch.setattr(OpenVINO, "requires", (("yolo_prune_no_such_module", "openvino"),))
     args = {"model": str(base), "ratios": (0.3, 0.5), "formats": "onnx,openvino,cuda", "project": str(tmp_path)}
-    result = benchmark_cli({**args, "imgsz": IMGSZ, "runs": 2, "warmup": 0, "threads": 1, "verbose": False, "round_to": 16})
+    result = benchmark_cli(
+        {**args, "imgsz": IMGSZ, "runs": 2, "warmup": 0, "threads": 1, "verbose": False, "round_to": 16}
+    )
     assert [m.label for m in result.models] == ["base", "ratio0.3", "ratio0.5"]
     assert [m.role for m in result.models] == ["base", "sweep", "sweep"]
     assert [m.round_to for m in result.models[1:]] == [16, 16]

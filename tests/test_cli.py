@@ -72,3 +72,41 @@ def test_console_script_is_installed():
     script = Path(sys.executable).parent / "yolo-prune"
     exe = subprocess.run([str(script), "version"], capture_output=True, text=True)
     assert exe.returncode == 0 and __version__ in exe.stdout
+
+
+def test_every_verb_resolves_its_function_and_keys():
+    from yolo_prune.cli import VERBS, _resolve
+
+    for name, verb in VERBS.items():
+        assert verb.summary, name
+        assert isinstance(verb.key_defaults(), dict), name
+        assert callable(_resolve(verb.target)), name
+
+
+@pytest.mark.parametrize(
+    "words, message",
+    [
+        (["bench", "model=a.pt", "fromats=onnx"], "Did you mean 'formats'?"),
+        (["iterative", "model=a.pt"], "'iterative' needs data=..."),
+        (["sensitivity", "model=a.pt", "data=d.yaml", "ratio=0.2"], "Did you mean 'ratios'?"),
+        (["dataset", "n_train=4"], "'dataset' needs out=..."),
+        (["convert", "data=coco"], "'convert' needs out=..."),
+    ],
+)
+def test_verb_key_errors(capsys, words, message):
+    code, _, err = run(capsys, *words)
+    assert code == 2 and message in err, err
+
+
+def test_iterative_passes_ultralytics_train_keys_through():
+    _, args = parse(["iterative", "model=a.pt", "data=d.yaml", "batch=4", "lr0=0.001", "distill_model=b.pt"])
+    assert args["batch"] == 4 and args["lr0"] == 0.001 and args["distill_model"] == "b.pt"
+
+
+def test_dataset_verb_writes_yolo_and_coco(tmp_path, capsys):
+    assert main(["dataset", f"out={tmp_path / 'y'}", "n_train=4", "n_val=2", "imgsz=64"]) == 0
+    assert (tmp_path / "y" / "data.yaml").is_file()
+    assert main(["dataset", f"out={tmp_path / 'c'}", "n_train=4", "n_val=2", "imgsz=64", "format=coco"]) == 0
+    assert (tmp_path / "c" / "annotations" / "instances_train.json").is_file()
+    assert main(["convert", f"data={tmp_path / 'c'}", f"out={tmp_path / 'cy'}"]) == 0
+    assert (tmp_path / "cy" / "data.yaml").is_file()

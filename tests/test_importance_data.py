@@ -85,3 +85,21 @@ def test_layer_ratios_override_ratio():
 def test_bad_layer_ratios(kwargs, message):
     with pytest.raises(PruneError, match=message):
         prune_yolo(tiny_detector(), verbose=False, **kwargs)
+
+
+def test_data_recalibrates_batchnorm_of_the_pruned_model(dataset_yaml):
+    base = tiny_detector()
+    plain = prune_yolo(base, ratio=0.3, imgsz=64, verbose=False).model
+    tuned = prune_yolo(base, ratio=0.3, imgsz=64, data=dataset_yaml, verbose=False).model
+    assert not torch.allclose(plain.model[2].cv2.bn.running_var, tuned.model[2].cv2.bn.running_var)
+    assert torch.equal(plain.model[2].cv2.conv.weight, tuned.model[2].cv2.conv.weight)  # weights untouched
+    assert_stock_rebuild_keeps_every_tensor(tuned)
+
+
+def test_taylor_on_a_saved_checkpoint_with_frozen_parameters(dataset_yaml, tmp_path):
+    base = tiny_detector()
+    for p in base.parameters():
+        p.requires_grad_(False)  # as Ultralytics stores checkpoints
+    prune_yolo(base, ratio=0.01, save=tmp_path / "base.pt", verbose=False)
+    pruned = prune_yolo(tmp_path / "base.pt", ratio=0.3, importance="taylor", data=dataset_yaml, imgsz=64, verbose=False)
+    assert_stock_rebuild_keeps_every_tensor(pruned.model)

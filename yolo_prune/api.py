@@ -15,7 +15,7 @@ from . import __version__
 from .checkpoint import checkpoint_dict, save_atomic
 from .core import PruneOptions, prune_detection_model
 from .errors import PruneError
-from .calibration import calibration_batches
+from .calibration import calibration_batches, recalibrate_batchnorm
 from .importance import DATA_DRIVEN, IMPORTANCE
 from .loading import ModelSource, load_model
 from .summary import ModelStats, log_summary
@@ -62,7 +62,8 @@ def prune_yolo(
         round_to: Channel multiple for every pruned width; a multiple of 8 (stock yaml widths are multiples of 8).
             Widths Ultralytics derives (SPPF and C3k2 inner widths, the Detect box branch) follow their formulas.
         imgsz: Image size for the reported GFLOPs, compute targets and calibration; a multiple of 32.
-        data: Dataset yaml for the data-driven criteria (``taylor``, ``hessian``).
+        data: Dataset yaml. When given, BatchNorm statistics of the pruned model are re-estimated on 64 of its
+            training images (much better accuracy before fine-tuning); required by ``taylor`` and ``hessian``.
         save: Also write the pruned checkpoint here (atomically).
         overwrite: Allow ``save`` to replace an existing file.
         verbose: Log the per-layer width table and before/after params, GFLOPs and size.
@@ -89,13 +90,16 @@ def prune_yolo(
     if ratio is None and layer_ratios and target_gflops is None and speed_up is None:
         options = replace(options, ratio=0.0)
     options = _with_compute_target(options, source, target_gflops, speed_up)
+    if importance in DATA_DRIVEN and data is None:
+        raise PruneError(f"importance='{importance}' scores channels with the loss on your data: pass data=data.yaml.")
+    batches = calibration_batches(str(data), imgsz) if data is not None else None
     if importance in DATA_DRIVEN:
-        if data is None:
-            raise PruneError(f"importance='{importance}' scores channels with the loss on your data: pass data=data.yaml.")
-        options = replace(options, calibration=calibration_batches(str(data), imgsz))
+        options = replace(options, calibration=batches)
     if save is not None and source_file is not None and Path(save).resolve() == source_file.resolve():
         raise PruneError(f"save='{save}' is the input checkpoint; choose another name so the original is kept.")
     pruned = prune_detection_model(source, options)
+    if batches:
+        recalibrate_batchnorm(pruned, batches)
     stats = ModelStats.of(source, imgsz), ModelStats.of(pruned, imgsz)
     if verbose:
         label = model if isinstance(model, (str, os.PathLike)) else type(model).__name__

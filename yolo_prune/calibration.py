@@ -10,7 +10,7 @@ from ultralytics.data.utils import check_det_dataset
 
 from .errors import PruneError
 
-CALIBRATION_IMAGES = 32
+CALIBRATION_IMAGES = 64
 CALIBRATION_BATCH = 8
 
 
@@ -75,6 +75,8 @@ def accumulate_gradients(model: nn.Module, batches: list[dict], squared: bool) -
     """
     model.args = get_cfg()
     model.criterion = None
+    for p in model.parameters():  # checkpoints store frozen parameters; the loss must reach every weight
+        p.requires_grad_(True)
     model.train()
     for module in model.modules():
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
@@ -90,4 +92,31 @@ def accumulate_gradients(model: nn.Module, batches: list[dict], squared: bool) -
                 total += p.grad.pow(2) if squared else p.grad
     for total, p in zip(totals, params):
         p.grad = total / len(samples) if squared else total
+    model.eval()
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model: nn.Module, batches: list[dict]) -> None:
+    """Re-estimate every BatchNorm's running statistics on ``batches`` (cumulative average), weights untouched.
+
+    Removing channels shifts the inputs of the layers after them, so the stored statistics no longer match; fresh
+    statistics recover much of the accuracy before any fine-tuning (the "adaptive BN" step of EagleEye).
+
+    Args:
+        model: A pruned detection model; left in eval mode.
+        batches: Calibration batches.
+
+    Examples:
+        >>> recalibrate_batchnorm(pruned, calibration_batches("data.yaml", imgsz=640))
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # cumulative moving average over all batches
+    model.train()
+    for batch in batches:
+        model(batch["img"])
+    for norm, momentum in zip(norms, momenta):
+        norm.momentum = momentum
     model.eval()

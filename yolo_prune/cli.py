@@ -24,19 +24,48 @@ from .errors import PruneError
 DEBUG_KEY = "debug"
 
 
-@dataclass(frozen=True)
-class Verb:
-    """One CLI verb: the function it runs, its keys with defaults (``REQUIRED`` marks must-give keys), a summary."""
-
-    run: Callable[[dict[str, Any]], Any]
-    keys: dict[str, Any] = field(default_factory=dict)
-    summary: str = ""
-
-
 REQUIRED = object()
 
 
-def _prune(args: dict[str, Any]) -> None:
+@dataclass(frozen=True)
+class Verb:
+    """One CLI verb: ``"module:function"`` it runs with the parsed dict, its keys and defaults, a summary.
+
+    ``keys`` is a dict, or ``"module:NAME"`` of a dict kept beside the function (imported only when needed);
+    ``REQUIRED`` marks keys that must be given; ``extra_keys`` names a set of further accepted keys (Ultralytics
+    train arguments passed through).
+    """
+
+    target: str
+    keys: dict[str, Any] | str = field(default_factory=dict)
+    summary: str = ""
+    required: tuple[str, ...] = ()
+    extra_keys: str | None = None
+
+    def key_defaults(self) -> dict[str, Any]:
+        """Every key with its default, ``REQUIRED`` for must-give keys."""
+        keys = dict(_resolve(self.keys)) if isinstance(self.keys, str) else dict(self.keys)
+        return {**keys, **{k: REQUIRED for k in self.required}}
+
+    def accepted(self) -> set[str]:
+        """Keys this verb accepts, its own and any pass-through ones."""
+        return set(self.key_defaults()) | (set(_resolve(self.extra_keys)) if self.extra_keys else set())
+
+    def run(self, args: dict[str, Any]) -> Any:
+        """Call the verb's function with the parsed arguments."""
+        return _resolve(self.target)(args)
+
+
+def _resolve(reference: str) -> Any:
+    """Import ``"module:attribute"`` (relative to this package) lazily, so ``help`` stays fast."""
+    from importlib import import_module
+
+    module, _, attr = reference.partition(":")
+    return getattr(import_module(module, __package__), attr)
+
+
+def prune_cli(args: dict[str, Any]) -> None:
+    """``yolo-prune prune``: ``prune_yolo`` with ``save`` defaulting to ``<stem>-pruned.pt`` in the working dir."""
     from .api import prune_yolo
 
     model = args.pop("model")
@@ -45,50 +74,109 @@ def _prune(args: dict[str, Any]) -> None:
     prune_yolo(model, **args)
 
 
-def _demo(args: dict[str, Any]) -> None:
-    from .demo import demo_cli
-
-    demo_cli(args)
-
-
-def _help(args: dict[str, Any]) -> None:
+def help_cli(args: dict[str, Any]) -> None:
+    """``yolo-prune help``."""
     print(usage())
 
 
-def _version(args: dict[str, Any]) -> None:
+def version_cli(args: dict[str, Any]) -> None:
+    """``yolo-prune version``."""
     from importlib.metadata import version
 
     print(f"yolo-prune {__version__} (ultralytics {version('ultralytics')}, torch-pruning {version('torch-pruning')})")
 
 
+PRUNE_KEYS = {
+    "ratio": None,
+    "target_gflops": None,
+    "speed_up": None,
+    "importance": "l2",
+    "global_pruning": False,
+    "layer_ratios": None,
+    "round_to": 8,
+    "imgsz": 640,
+    "data": None,
+    "save": None,
+    "overwrite": False,
+    "verbose": True,
+}
+ITERATIVE_KEYS = {
+    "steps": 3,
+    "ratio": None,
+    "speed_up": None,
+    "epochs": 10,
+    "max_map_drop": 0.02,
+    "imgsz": 640,
+    "importance": "l2",
+    "project": "runs/prune",
+    "name": "iterative",
+    "exist_ok": False,
+}
+SENSITIVITY_KEYS = {
+    "ratios": "0.2,0.4,0.6",
+    "layers": None,
+    "imgsz": 640,
+    "fraction": 1.0,
+    "importance": "l2",
+    "target_drop": None,
+    "project": "runs/prune",
+    "name": "sensitivity",
+    "exist_ok": False,
+    "batch": None,
+    "device": None,
+    "workers": None,
+    "split": None,
+    "half": None,
+}
+DATASET_KEYS = {"n_train": 64, "n_val": 16, "imgsz": 128, "seed": 0, "max_objects": 4, "format": "yolo"}
+
 VERBS: dict[str, Verb] = {
     "prune": Verb(
-        _prune,
-        {
-            "model": REQUIRED,
-            "ratio": None,
-            "target_gflops": None,
-            "speed_up": None,
-            "importance": "l2",
-            "global_pruning": False,
-            "layer_ratios": None,
-            "round_to": 8,
-            "imgsz": 640,
-            "data": None,
-            "save": None,
-            "overwrite": False,
-            "verbose": True,
-        },
-        "channel-prune a YOLO detector into a stock checkpoint (ratio 0.3 unless target_gflops/speed_up is given;"
+        ".cli:prune_cli",
+        PRUNE_KEYS,
+        "channel-prune a detector into a stock checkpoint (ratio 0.3 unless target_gflops/speed_up/layer_ratios;"
         " default save: <stem>-pruned.pt here)",
+        required=("model",),
+    ),
+    "bench": Verb(
+        ".bench.cli:benchmark_cli",
+        ".bench.cli:CLI_DEFAULTS",
+        "latency per runtime, size, GFLOPs (and mAP with data=) of base vs pruned, or a sweep of ratios/speed_ups",
+        required=("model",),
+    ),
+    "iterative": Verb(
+        ".iterative:iterative_cli",
+        ITERATIVE_KEYS,
+        "prune in steps towards ratio/speed_up, fine-tuning each step; stops past max_map_drop (Ultralytics train"
+        " keys such as batch=, device=, distill_model= pass through)",
+        required=("model", "data"),
+        extra_keys="ultralytics.utils:DEFAULT_CFG_KEYS",
+    ),
+    "sensitivity": Verb(
+        ".sensitivity:sensitivity_cli",
+        SENSITIVITY_KEYS,
+        "prune one group of layers at a time, measure the mAP drop; CSV + PNG; target_drop= suggests layer_ratios",
+        required=("model", "data"),
+    ),
+    "dataset": Verb(
+        ".coco:dataset_cli",
+        DATASET_KEYS,
+        "draw the offline synthetic shapes dataset (format=yolo: labels + COCO JSON + data.yaml; format=coco)",
+        required=("out",),
+    ),
+    "convert": Verb(
+        ".coco:convert_cli",
+        {"images": None, "overwrite": False},
+        "convert a COCO-format dataset (annotations/instances_*.json + images) to Ultralytics labels + data.yaml",
+        required=("data", "out"),
     ),
     "demo": Verb(
-        _demo,
+        ".demo:demo_cli",
         {"quick": False, "project": "runs/prune", "name": "demo", "exist_ok": False},
-        "offline end-to-end run: synthetic data, train a base, prune, fine-tune, export, benchmark, report.md",
+        "offline end to end: synthetic data, train a base, prune, fine-tune, export, benchmark, report.md",
     ),
-    "help": Verb(_help, summary="show this help"),
-    "version": Verb(_version, summary="show versions"),
+    "help": Verb(".cli:help_cli", summary="show this help"),
+    "version": Verb(".cli:version_cli", summary="show versions"),
 }
 
 
@@ -96,8 +184,8 @@ def usage() -> str:
     """Return the help text listing every verb and its keys with defaults."""
     lines = ["Usage: yolo-prune VERB key=value ...", ""]
     for name, verb in VERBS.items():
-        lines.append(f"  {name:<10}{verb.summary}")
-        for key, default in verb.keys.items():
+        lines.append(f"  {name:<12}{verb.summary}")
+        for key, default in verb.key_defaults().items():
             lines.append(f"  {'':<12}{key}={'<required>' if default is REQUIRED else default}")
     lines += ["", f"Add {DEBUG_KEY}=True to see a traceback on errors.", "Docs: README.md"]
     return "\n".join(lines)
@@ -131,19 +219,20 @@ def parse(argv: list[str]) -> tuple[Verb, dict[str, Any]]:
     if name not in VERBS:
         raise PruneError(f"Unknown verb '{name}'.{_suggest(name, list(VERBS))} Valid verbs: {', '.join(VERBS)}.")
     verb = VERBS[name]
+    defaults, accepted = verb.key_defaults(), verb.accepted()
     given: dict[str, Any] = {}
     for word in words:
         key, sep, value = word.partition("=")
         if not sep or not key:
             raise PruneError(f"'{word}' is not key=value (e.g. ratio=0.3). Run 'yolo-prune help' for the keys.")
-        if key not in verb.keys:
-            valid = ", ".join(verb.keys) or "none"
-            raise PruneError(f"Unknown key '{key}' for '{name}'.{_suggest(key, list(verb.keys))} Valid keys: {valid}.")
+        if key not in accepted:
+            valid = ", ".join(defaults) or "none"
+            raise PruneError(f"Unknown key '{key}' for '{name}'.{_suggest(key, sorted(accepted))} Valid keys: {valid}.")
         given[key] = smart_value(value)
-    missing = [k for k, v in verb.keys.items() if v is REQUIRED and k not in given]
+    missing = [k for k, v in defaults.items() if v is REQUIRED and k not in given]
     if missing:
-        raise PruneError(f"'{name}' needs {', '.join(f'{k}=...' for k in missing)}, e.g. 'yolo-prune {name} model=yolov8n.pt'.")
-    return verb, {**verb.keys, **given}
+        raise PruneError(f"'{name}' needs {', '.join(f'{k}=...' for k in missing)}. Run 'yolo-prune help' for the keys.")
+    return verb, {**defaults, **given}
 
 
 def _pop_debug(argv: list[str]) -> tuple[list[str], bool]:

@@ -63,9 +63,9 @@ def _from_yaml(path: Path) -> DetectionModel:
 def _from_checkpoint(path: Path) -> DetectionModel:
     """Load a checkpoint as ``YOLO(path).model`` would, but always with Ultralytics' restricted loader.
 
-    ``YOLO(path)`` unpickles with ``weights_only=False`` unless ``ULTRALYTICS_SAFE_LOAD`` is set, which runs any code
-    a crafted file carries; ``torch_safe_load(safe_only=True)`` reconstructs only allow-listed Ultralytics/torch
-    classes and plain data.
+    ``YOLO(path)`` unpickles without restriction unless ``ULTRALYTICS_SAFE_LOAD`` is set, which runs any code a
+    crafted file carries; ``torch_safe_load(safe_only=True)`` (``weights_only`` plus an allow-list) reconstructs only
+    known Ultralytics/torch classes and plain data.
     """
     if path.suffix.lower() != ".pt":
         raise PruneError(f"'{path}' is not a PyTorch checkpoint (.pt) or model yaml (.yaml); export formats can't be pruned.")

@@ -48,6 +48,6 @@ def map50_95(artifact: Path, data: str, imgsz: int, batch: int, out_dir: Path) -
                 exist_ok=True,
             )
         return float(metrics.box.map)
-    except Exception as e:  # one format failing validation should not lose the latency numbers
+    except Exception as e:  # noqa: BLE001 (one format failing validation should not lose the latency numbers)
         LOGGER.warning(f"mAP of {artifact.name} not measured: {type(e).__name__}: {e}")
         return None

@@ -17,7 +17,7 @@ from ..api import PREFIX
 from ..errors import PruneError
 from ..loading import ModelSource
 from .accuracy import check_data, map50_95
-from .machine import load_average, machine_info, usable_cores
+from .machine import busy_warning, load_average, machine_info, usable_cores
 from .models import BenchModel, SweepPlan, check_pruned_given, collect_models
 from .options import check_int, parse_formats, parse_pruned, parse_values
 from .plots import write_plot
@@ -40,6 +40,7 @@ class Settings:
     batch: int
     gpu_batch: int
     data: str | None
+    time_limit: float | None
     verbose: bool
 
     def rounds(self, batch: int) -> tuple[int, int]:
@@ -61,6 +62,7 @@ def benchmark(
     warmup: int = 10,
     batch: int = 8,
     gpu_batch: int = 32,
+    time_limit: float | None = None,
     ratios: float | Sequence[float] | None = None,
     speed_ups: float | Sequence[float] | None = None,
     prune_args: Mapping[str, Any] | None = None,
@@ -96,6 +98,8 @@ def benchmark(
         warmup: Untimed runs per model before timing.
         batch: Throughput batch for ``torch`` (1 disables the throughput row).
         gpu_batch: Second batch size for ``cuda`` and ``tensorrt``.
+        time_limit: Seconds of warm-up plus timing allowed per runtime and batch; a runtime that stalls (e.g. an
+            OpenMP runtime on an oversubscribed machine) then gets fewer runs (three at least), recorded in ``runs``.
         ratios: Sweep mode: prune the base in this run to each of these ratios (``prune_yolo(ratio=...)``).
         speed_ups: Sweep mode: prune the base to each of these GFLOPs speed-up targets (``prune_yolo(speed_up=...)``).
         prune_args: Extra ``prune_yolo`` arguments for the sweep (``round_to``, ``importance``, ``global_pruning``).
@@ -121,7 +125,9 @@ def benchmark(
     keys = parse_formats(formats)
     pruned_list = parse_pruned(pruned)
     sweep = SweepPlan(
-        parse_values("ratios", ratios, 0.0, 1.0), parse_values("speed_ups", speed_ups, 1.0, None), dict(prune_args or {})
+        parse_values("ratios", ratios, 0.0, 1.0),
+        parse_values("speed_ups", speed_ups, 1.0, None),
+        dict(prune_args or {}),
     )
     settings = Settings(
         imgsz=check_int("imgsz", imgsz, 32, multiple=32),
@@ -131,11 +137,14 @@ def benchmark(
         batch=check_int("batch", batch, 1),
         gpu_batch=check_int("gpu_batch", gpu_batch, 1),
         data=None if data is None else str(data),
+        time_limit=_check_time_limit(time_limit),
         verbose=bool(verbose),
     )
     check_pruned_given(pruned_list, sweep)
     check_data(settings.data)
     run_dir = increment_path(Path(project) / name, exist_ok=exist_ok, mkdir=True)
+    if busy := busy_warning():
+        LOGGER.warning(f"{PREFIX}{busy}")
     models = collect_models(model, pruned_list, sweep, run_dir / "weights", settings.imgsz)
     result = BenchResult(run_dir, _config(keys, settings, sweep), machine_info(), models)
     torch_threads = torch.get_num_threads()
@@ -147,6 +156,14 @@ def benchmark(
     return _finish(result, settings)
 
 
+def _check_time_limit(value: float | None) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise PruneError(f"time_limit={value!r} must be a positive number of seconds (or None for no limit).")
+    return float(value)
+
+
 def _config(keys: list[str], settings: Settings, sweep: SweepPlan) -> dict[str, Any]:
     return {
         "formats": keys,
@@ -156,6 +173,7 @@ def _config(keys: list[str], settings: Settings, sweep: SweepPlan) -> dict[str, 
         "warmup": settings.warmup,
         "batch": settings.batch,
         "gpu_batch": settings.gpu_batch,
+        "time_limit": settings.time_limit,
         "data": settings.data,
         "ratios": list(sweep.ratios),
         "speed_ups": list(sweep.speed_ups),
@@ -177,7 +195,7 @@ def _measure_runtime(runtime: Runtime, result: BenchResult, settings: Settings) 
     for batch in runtime.batches(settings.batch, settings.gpu_batch):
         try:
             rows = _measure_batch(runtime, result.models, settings, batch)
-        except Exception as e:  # an export or runtime failure loses this runtime, not the whole benchmark
+        except Exception as e:  # noqa: BLE001 (an export or runtime failure loses this runtime, not the whole benchmark)
             _skip(result, runtime.key if batch == 1 else f"{runtime.key}@{batch}", f"{type(e).__name__}: {e}")
             if batch == 1:
                 return
@@ -203,19 +221,26 @@ def _time(runtime: Runtime, artifacts: dict[str, Path], settings: Settings, batc
     runs, warmup = settings.rounds(batch)
     bar = TQDM(total=runs + warmup, desc=f"{runtime.key} batch {batch}", disable=not settings.verbose)
     try:
-        return time_interleaved(runners, runs, warmup, on_round=lambda: bar.update(1)), version
+        times = time_interleaved(runners, runs, warmup, time_limit=settings.time_limit, on_round=lambda: bar.update(1))
+        return times, version
     finally:
         bar.close()
 
 
-def _row(m: BenchModel, runtime: Runtime, version: str, batch: int, times: list[float], artifact: Path, settings: Settings) -> Row:
+def _row(
+    m: BenchModel, runtime: Runtime, version: str, batch: int, times: list[float], artifact: Path, settings: Settings
+) -> Row:
     """One result row; mAP is measured through the runtime's export for batch-1 CPU rows when ``data`` is given."""
     score = None
     if settings.data and batch == 1 and not runtime.gpu:
         val_batch = PT_VAL_BATCH if artifact.suffix == ".pt" else 1
-        score = map50_95(artifact, settings.data, settings.imgsz, val_batch, m.path.parent.parent / "val")  # run_dir/val
+        score = map50_95(
+            artifact, settings.data, settings.imgsz, val_batch, m.path.parent.parent / "val"
+        )  # run_dir/val
     size_mb = artifact_bytes(artifact) / 1e6
-    return Row(m.label, runtime.key, version, batch, LatencyStats.of(times), size_mb, m.params, m.gflops, map50_95=score)
+    return Row(
+        m.label, runtime.key, version, batch, LatencyStats.of(times), size_mb, m.params, m.gflops, map50_95=score
+    )
 
 
 def _finish(result: BenchResult, settings: Settings) -> BenchResult:
@@ -228,58 +253,7 @@ def _finish(result: BenchResult, settings: Settings) -> BenchResult:
     write_reports(result)
     if settings.verbose:
         LOGGER.info(f"\n{text_table(result)}\n")
-        LOGGER.info(f"{PREFIX}results saved to {result.run_dir} (report.md, results.json{', bench.png' if plot else ''})")
+        LOGGER.info(
+            f"{PREFIX}results saved to {result.run_dir} (report.md, results.json{', bench.png' if plot else ''})"
+        )
     return result
-
-
-CLI_DEFAULTS: dict[str, Any] = {
-    "model": None,
-    "pruned": None,
-    "formats": None,
-    "imgsz": 640,
-    "data": None,
-    "threads": None,
-    "runs": 100,
-    "warmup": 10,
-    "batch": 8,
-    "gpu_batch": 32,
-    "ratios": None,
-    "speed_ups": None,
-    "round_to": 8,
-    "importance": "l2",
-    "global_pruning": False,
-    "project": "runs/prune",
-    "name": "bench",
-    "exist_ok": False,
-    "verbose": True,
-}
-PRUNE_KEYS = ("round_to", "importance", "global_pruning")
-
-
-def benchmark_cli(args: Mapping[str, Any]) -> BenchResult:
-    """Run ``benchmark`` from ``yolo-prune bench key=value ...`` arguments (keys and defaults: ``CLI_DEFAULTS``).
-
-    ``round_to``, ``importance`` and ``global_pruning`` go to ``prune_yolo`` for sweep points; list values may be
-    comma-separated (``formats=onnx,openvino``, ``ratios=0.2,0.3,0.5``, ``pruned=a.pt,b.pt``).
-
-    Args:
-        args: Parsed key=value pairs; missing keys take their ``CLI_DEFAULTS`` value.
-
-    Returns:
-        The benchmark result (report already written and printed).
-
-    Raises:
-        PruneError: For an unknown key, a missing ``model`` or any invalid value.
-
-    Examples:
-        >>> benchmark_cli({"model": "yolov8n.pt", "ratios": (0.3, 0.5), "formats": "onnx"})  # doctest: +SKIP
-    """
-    unknown = sorted(set(args) - set(CLI_DEFAULTS))
-    if unknown:
-        raise PruneError(f"Unknown key(s) {', '.join(unknown)} for 'bench'. Valid keys: {', '.join(CLI_DEFAULTS)}.")
-    values = {**CLI_DEFAULTS, **args}
-    if values["model"] in (None, ""):
-        raise PruneError("'bench' needs model=..., e.g. 'yolo-prune bench model=yolov8n.pt pruned=yolov8n-pruned.pt'.")
-    prune_args = {k: values.pop(k) for k in PRUNE_KEYS}
-    model = values.pop("model")
-    return benchmark(model, values.pop("pruned"), **values, prune_args=prune_args)

@@ -29,7 +29,9 @@ def cpu_flags() -> list[str]:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
         return []
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith(("flags", "Features"))), [])
+    flags = next(
+        (line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith(("flags", "Features"))), []
+    )
     wanted = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "asimd", "fphp")
     return [f for f in wanted if f in flags]
 
@@ -67,4 +69,18 @@ def machine_info() -> dict:
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "versions": versions,
         "load_average_start": load_average(),
+        "busy": busy_warning(),
     }
+
+
+def busy_warning() -> str | None:
+    """A warning when other processes already keep every core busy (1-minute load average >= cores), else None."""
+    load = load_average()
+    cores = usable_cores()
+    if load is None or load[0] < cores:
+        return None
+    return (
+        f"machine busy (load average {load[0]:.1f} on {cores} cores): multi-threaded OpenMP runtimes (PyTorch CPU, "
+        "NCNN) stall at every barrier while a thread is descheduled; ratios of interleaved runs stay comparable, "
+        "absolute times do not (threads=1 avoids the stalls)"
+    )

@@ -61,7 +61,9 @@ def parse_pruned(pruned: ModelSource | Sequence[ModelSource] | None) -> list[Mod
     return list(pruned)
 
 
-def parse_values(name: str, value: float | str | Sequence[float] | None, low: float, high: float | None) -> tuple[float, ...]:
+def parse_values(
+    name: str, value: float | str | Sequence[float] | None, low: float, high: float | None
+) -> tuple[float, ...]:
     """Sweep values (``ratios`` in (0, 1), ``speed_ups`` above 1) as a tuple of floats.
 
     Raises:

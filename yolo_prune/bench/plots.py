@@ -63,14 +63,19 @@ def _speedup_panel(ax: Axes, result: BenchResult) -> None:
 
 def _sweep(result: BenchResult, kind: str) -> list[BenchModel]:
     """Sweep points of one kind (ratio or speed-up target), sorted, with the base first."""
-    points = sorted((m for m in result.models if m.role == "sweep" and getattr(m, kind) is not None), key=lambda m: getattr(m, kind))
+    points = sorted(
+        (m for m in result.models if m.role == "sweep" and getattr(m, kind) is not None), key=lambda m: getattr(m, kind)
+    )
     return [result.base, *points] if len(points) >= 2 else []
 
 
 def _sweep_panel(kind: str):
     def draw(ax: Axes, result: BenchResult) -> None:
         models = _sweep(result, kind)
-        xs = [0.0 if m.role == "base" and kind == "ratio" else 1.0 if m.role == "base" else getattr(m, kind) for m in models]
+        xs = [
+            0.0 if m.role == "base" and kind == "ratio" else 1.0 if m.role == "base" else getattr(m, kind)
+            for m in models
+        ]
         for fmt, batch in _groups(result):
             if batch != 1:
                 continue

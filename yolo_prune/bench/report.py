@@ -40,7 +40,9 @@ def text_table(result: BenchResult) -> str:
     """The fixed-width table printed at the end of a run."""
     cells = [list(HEADERS)] + [row_cells(r) for r in result.rows]
     widths = [max(len(line[i]) for line in cells) for i in range(len(HEADERS))]
-    lines = ["  ".join(c.rjust(w) if i > 1 else c.ljust(w) for i, (c, w) in enumerate(zip(line, widths))) for line in cells]
+    lines = [
+        "  ".join(c.rjust(w) if i > 1 else c.ljust(w) for i, (c, w) in enumerate(zip(line, widths))) for line in cells
+    ]
     lines.insert(1, "-" * len(lines[0]))
     lines += [f"skipped {s.format}: {s.reason}" for s in result.skipped]
     return "\n".join(lines)
@@ -71,7 +73,9 @@ def _efficiency_section(result: BenchResult) -> list[str]:
     rows = []
     for fmt, batch in dict.fromkeys((r.format, r.batch) for r in result.rows):
         eff = result.efficiency(fmt, batch)
-        rows.append([fmt, str(batch), result.runtimes.get(fmt, ""), _num(None if eff is None else eff * 100, ".0f") + "%"])
+        rows.append(
+            [fmt, str(batch), result.runtimes.get(fmt, ""), _num(None if eff is None else eff * 100, ".0f") + "%"]
+        )
     return [
         "## Efficiency per runtime",
         "",
@@ -88,11 +92,16 @@ def markdown(result: BenchResult) -> str:
     lines = [
         "# yolo-prune benchmark",
         "",
-        f"- Settings: imgsz {c['imgsz']}, threads {c['threads']}, {c['runs']} timed runs after {c['warmup']} warm-up "
-        f"runs per model (interleaved round-robin), throughput batch {c['batch']}, data {c['data'] or '-'}",
-        f"- Machine: {m['cpu']}, {m['cores']} cores ({', '.join(m['cpu_flags']) or 'no SIMD flags read'}), "
-        f"GPU {m['gpu'] or 'none'}, load average {m['load_average_start']} -> {m.get('load_average_end')}",
+        (
+            f"- Settings: imgsz {c['imgsz']}, threads {c['threads']}, {c['runs']} timed runs after {c['warmup']} warm-up "
+            f"runs per model (interleaved round-robin), throughput batch {c['batch']}, data {c['data'] or '-'}"
+        ),
+        (
+            f"- Machine: {m['cpu']}, {m['cores']} cores ({', '.join(m['cpu_flags']) or 'no SIMD flags read'}), "
+            f"GPU {m['gpu'] or 'none'}, load average {m['load_average_start']} -> {m.get('load_average_end')}"
+        ),
         f"- Software: Python {m['python']}, " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()),
+        *([f"- Warning: {m['busy']}"] if m.get("busy") else []),
         "",
         *_models_section(result),
         "",

@@ -119,7 +119,8 @@ class BenchResult:
             "models": [{**asdict(m), "path": str(m.path)} for m in self.models],
             "results": [r.to_dict() for r in self.rows],
             "efficiency": {
-                f"{fmt}@{batch}": self.efficiency(fmt, batch) for fmt, batch in dict.fromkeys((r.format, r.batch) for r in self.rows)
+                f"{fmt}@{batch}": self.efficiency(fmt, batch)
+                for fmt, batch in dict.fromkeys((r.format, r.batch) for r in self.rows)
             },
             "skipped": [asdict(s) for s in self.skipped],
             "files": {k: str(v) for k, v in self.files.items()},

@@ -20,7 +20,9 @@ GRAPH_WARMUP = 3  # eager runs on a side stream before capture (cuDNN autotuning
 def no_cuda_reason() -> str | None:
     """Why the GPU path cannot run here, or None when a CUDA device is usable."""
     if not torch.cuda.is_available():
-        return "no CUDA device (torch.cuda.is_available() is False); GPU rows need an NVIDIA GPU and a CUDA build of torch"
+        return (
+            "no CUDA device (torch.cuda.is_available() is False); GPU rows need an NVIDIA GPU and a CUDA build of torch"
+        )
     return None
 
 

@@ -32,7 +32,8 @@ class OpenVINO(Runtime):
         xml = next(artifact.glob("*.xml"))
         config = {"INFERENCE_NUM_THREADS": options.threads, "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}
         compiled = core.compile_model(core.read_model(xml), "CPU", config)
-        self.precision = str(compiled.get_property("INFERENCE_PRECISION_HINT"))
+        precision = compiled.get_property("INFERENCE_PRECISION_HINT")
+        self.precision = precision.to_string() if hasattr(precision, "to_string") else str(precision)
         request = compiled.create_infer_request()
         request.set_input_tensor(ov.Tensor(sample_input(options)))
         return request.infer

@@ -1,0 +1,129 @@
+"""Run an exported artifact through Ultralytics and compare it with the PyTorch checkpoint it came from."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from .build import Artifact
+from .matching import Detections, detection_agreement, raw_agreement
+from .results import ExportResult, disk_size_mb
+
+THRESHOLDS = {"fp32": 0.95, "fp16": 0.95, "int8": 0.85}  # least agreement that passes
+RAW_SCORE_TOL = {"fp32": 0.02, "fp16": 0.02, "int8": 0.05}  # class-score tolerance of the raw-output comparison
+IOU_NMS = 0.7  # Ultralytics' predict default
+
+
+@dataclass(frozen=True)
+class ModelRun:
+    """One model's outputs on the sample images.
+
+    Attributes:
+        detections: Per image, after Ultralytics' own pre- and post-processing.
+        raw: Per image, the raw prediction tensor on the same letterboxed input (batch dimension dropped).
+        latency_ms: Median inference time per image.
+        end2end: Whether the outputs come from an NMS-free head.
+    """
+
+    detections: list[Detections]
+    raw: list[np.ndarray]
+    latency_ms: float
+    end2end: bool
+
+
+@dataclass
+class Verifier:
+    """Compares artifacts with the PyTorch checkpoint on fixed sample images.
+
+    Attributes:
+        pt: The checkpoint (the reference).
+        images: Sample image files.
+        imgsz: Inference size (the export size).
+        conf: Confidence threshold for detections.
+    """
+
+    pt: Path
+    images: list[Path]
+    imgsz: int
+    conf: float = 0.25
+    _references: dict[bool, ModelRun] = field(default_factory=dict, repr=False)
+
+    def reference(self, end2end: bool = False) -> ModelRun:
+        """The checkpoint's run, with the head an artifact uses (NMS-free or NMS), computed once per head."""
+        if end2end not in self._references:
+            self._references[end2end] = self.run(self.pt, nms=not end2end)
+        return self._references[end2end]
+
+    def run(self, weights: Path, nms: bool | None = None) -> ModelRun:
+        """Predict on the samples with Ultralytics (``YOLO(file)``), then take raw outputs from the same backend.
+
+        Args:
+            weights: A ``.pt`` checkpoint or an exported artifact.
+            nms: For a ``.pt``: False selects the NMS-free head, True the NMS one (an artifact has its head baked in).
+        """
+        from ultralytics import YOLO
+
+        yolo = YOLO(str(weights), task="detect")
+        extra = {} if nms is None else {"nms": nms}
+        results = yolo.predict(
+            [str(p) for p in self.images], imgsz=self.imgsz, conf=self.conf, iou=IOU_NMS, device="cpu", rect=False,
+            batch=1, verbose=False, save=False, **extra,
+        )  # fmt: skip
+        detections = [Detections.of(r.boxes.xyxy, r.boxes.cls, r.boxes.conf) for r in results]
+        latency = statistics.median(r.speed["inference"] for r in results)
+        backend = yolo.predictor.model
+        with torch.inference_mode():
+            raw = [_first_output(backend(self._tensor(p, backend.fp16))) for p in self.images]
+        return ModelRun(detections, raw, latency, bool(getattr(backend, "end2end", False)))
+
+    def check(self, artifact: Artifact, target: str) -> ExportResult:
+        """Verify one artifact (when it runs here) and describe it as a table row."""
+        common = {"target": target, "format": artifact.format, "precision": artifact.precision, "path": artifact.path}
+        if artifact.error:
+            return ExportResult(**common, status="fail", note=f"export failed: {artifact.error}")
+        size = disk_size_mb(artifact.path)
+        if not artifact.runs_here:
+            return ExportResult(**common, status="unverified", size_mb=size, note=artifact.note)
+        try:
+            run = self.run(artifact.path)
+            agreement, metric, why = self.compare(self.reference(run.end2end), run, artifact.precision)
+        except Exception as e:  # the artifact does not load or run: that is what verification is for
+            return ExportResult(**common, status="fail", size_mb=size, note=f"could not run it: {type(e).__name__}: {e}")
+        threshold = THRESHOLDS[artifact.precision]
+        status = "unverified" if agreement is None else "pass" if agreement >= threshold else "fail"
+        note = "; ".join(x for x in (artifact.note, why) if x)
+        return ExportResult(**common, status=status, size_mb=size, agreement=agreement, threshold=threshold,
+                            metric=metric, latency_ms=run.latency_ms, note=note)  # fmt: skip
+
+    def compare(self, reference: ModelRun, run: ModelRun, precision: str) -> tuple[float | None, str, str]:
+        """Agreement of ``run`` with ``reference``, what it measured, and a remark when it fell back to raw outputs."""
+        agreement = detection_agreement(reference.detections, run.detections)
+        if agreement is not None:
+            return agreement, "detections", ""
+        counts = [raw_agreement(r, o, RAW_SCORE_TOL[precision], run.end2end) for r, o in zip(reference.raw, run.raw)]
+        found = sum(len(d) for d in run.detections)
+        why = f"the PyTorch model detects nothing at conf={self.conf} on these images (the artifact: {found}), "
+        if any(c is None for c in counts):
+            return None, "", why + "and the raw outputs have different shapes, so nothing was compared"
+        agreeing, total = (sum(c[i] for c in counts) for i in (0, 1))
+        return agreeing / max(total, 1), "raw outputs", why + "so raw outputs were compared"
+
+    def _tensor(self, image: Path, half: bool) -> torch.Tensor:
+        """The image letterboxed to ``imgsz`` square, RGB, CHW, in [0, 1], as every backend expects."""
+        from ultralytics.data.augment import LetterBox
+
+        array = LetterBox((self.imgsz, self.imgsz), auto=False)(image=cv2.imread(str(image)))
+        tensor = torch.from_numpy(np.ascontiguousarray(array[..., ::-1].transpose(2, 0, 1)))[None].float() / 255
+        return tensor.half() if half else tensor
+
+
+def _first_output(output) -> np.ndarray:
+    """The prediction tensor of a backend's output (the first one for multi-output models), batch removed."""
+    while isinstance(output, (list, tuple)):
+        output = output[0]
+    return output.float().cpu().numpy()[0] if isinstance(output, torch.Tensor) else np.asarray(output, np.float32)[0]
