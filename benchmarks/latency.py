@@ -4,7 +4,7 @@ Builds yolov8n from its yaml (seeded random weights: latency does not depend on 
 (ratio 0.3 and speed_up 2.0, each with round_to 8 and 16), then runs ``yolo_prune.bench.benchmark`` on ONNX Runtime,
 OpenVINO, NCNN and LiteRT with the same thread count, every model timed round-robin after warm-up. With
 ``--profile`` it also profiles the ONNX Runtime sessions per operator type, to show where a runtime loses the GFLOPs
-promise (fixed-cost ops, layout reorders). Writes ``benchmarks/results/latency.md`` and ``latency.json``.
+promise (fixed-cost ops, layout reorders). Writes ``benchmarks/results/latency_raw.md`` and ``latency.json``.
 
 Run from the repository root (about 10 minutes on 2 cores):
 
@@ -244,10 +244,10 @@ def main(argv: list[str] | None = None) -> int:
     seconds = time.time() - start
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "latency.md").write_text(write_markdown(results, command, seconds, profiles))
+    (out / "latency_raw.md").write_text(write_markdown(results, command, seconds, profiles))
     doc = {"runs": [r.to_dict() for r in results], "ort_profile_ms": profiles, "wall_s": seconds, "command": command}
     (out / "latency.json").write_text(json.dumps(doc, indent=2) + "\n")
-    print(f"wrote {out / 'latency.md'} and {out / 'latency.json'} ({seconds / 60:.1f} min)")
+    print(f"wrote {out / 'latency_raw.md'} and {out / 'latency.json'} ({seconds / 60:.1f} min)")
     return 0
 
 

@@ -189,6 +189,11 @@ def stage_recipes(model: str, data: Path, out: Path, args: argparse.Namespace) -
     variants = {}
     for name, overrides in RECIPE_VARIANTS.items():
         cache = runs / f"{importance}-{name}.json"
+        same = out / ("finetune_bncal.json" if importance == "l2" else "taylor.json")
+        if not cache.exists() and not overrides and same.exists():  # the default recipe is that stage's run
+            done = json.loads(same.read_text())
+            cache.write_text(json.dumps({"weights": done["weights"], "overrides": {}, "recipe": done["recipe"],
+                                         "val_map50_95": done["val_map50_95"], "wall_s": done["wall_s"]}, indent=2))
         if cache.exists():
             variants[name] = json.loads(cache.read_text())
             continue

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import os
 import sys
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,7 +46,7 @@ class Verb:
     def key_defaults(self) -> dict[str, Any]:
         """Every key with its default, ``REQUIRED`` for must-give keys."""
         keys = dict(_resolve(self.keys)) if isinstance(self.keys, str) else dict(self.keys)
-        return {**keys, **{k: REQUIRED for k in self.required}}
+        return {**{k: REQUIRED for k in self.required}, **{k: v for k, v in keys.items() if k not in self.required}}
 
     def accepted(self) -> set[str]:
         """Keys this verb accepts, its own and any pass-through ones."""
@@ -181,12 +182,12 @@ VERBS: dict[str, Verb] = {
 
 
 def usage() -> str:
-    """Return the help text listing every verb and its keys with defaults."""
+    """Return the help text listing every verb with its keys and defaults."""
     lines = ["Usage: yolo-prune VERB key=value ...", ""]
     for name, verb in VERBS.items():
         lines.append(f"  {name:<12}{verb.summary}")
-        for key, default in verb.key_defaults().items():
-            lines.append(f"  {'':<12}{key}={'<required>' if default is REQUIRED else default}")
+        keys = " ".join(f"{k}={'<required>' if v is REQUIRED else v}" for k, v in verb.key_defaults().items())
+        lines += textwrap.wrap(keys, width=110, initial_indent=" " * 14, subsequent_indent=" " * 14)
     lines += ["", f"Add {DEBUG_KEY}=True to see a traceback on errors.", "Docs: README.md"]
     return "\n".join(lines)
 
