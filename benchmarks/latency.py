@@ -35,6 +35,9 @@ import torch
 from yolo_prune import prune_yolo
 from yolo_prune.bench import BenchResult, benchmark
 from yolo_prune.bench.report import row_cells
+from yolo_prune.bench.runtimes import LoadOptions
+from yolo_prune.bench.runtimes.openvino import OpenVINO
+from yolo_prune.bench.timing import LatencyStats, time_interleaved
 from yolo_prune.checkpoint import checkpoint_dict, save_atomic
 from yolo_prune.loading import load_model
 
@@ -68,6 +71,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--project", default="runs/prune")
     p.add_argument("--out", default=str(RESULTS_DIR))
     p.add_argument("--profile", action="store_true", help="also profile ONNX Runtime per operator type")
+    p.add_argument("--openvino-precision", action="store_true", help="also time OpenVINO with f32 and bf16 forced")
     return p.parse_args(argv)
 
 
@@ -117,6 +121,36 @@ def profile_onnx(result: BenchResult, threads: int, imgsz: int) -> dict[str, dic
                 per_op[e["args"]["op_name"]] += e["dur"] / 1e3 / PROFILE_RUNS
         profiles[label] = dict(per_op)
     return profiles
+
+
+def openvino_precisions(result: BenchResult, threads: int, runs: int, time_limit: float) -> dict[str, dict[str, float]]:
+    """Median ms of every model's OpenVINO export with the precision forced to f32 and to bf16, interleaved.
+
+    OpenVINO picks bf16 on CPUs with AMX; this separates the precision from the pruning.
+    """
+    out = {}
+    for precision in ("f32", "bf16"):
+        runtime = OpenVINO(precision)
+        options = LoadOptions(threads, 1, result.config["imgsz"])
+        runners = {m.label: runtime.load(m.path.parent / f"{m.label}_openvino_model", options) for m in result.models}
+        times = time_interleaved(runners, runs, 5, time_limit=time_limit)
+        out[precision] = {label: LatencyStats.of(t).median_ms for label, t in times.items()}
+    return out
+
+
+def precision_table(medians: dict[str, dict[str, float]], threads: int) -> list[str]:
+    """Markdown: OpenVINO median ms and speed-up per model, f32 vs bf16."""
+    labels = list(next(iter(medians.values())))
+    lines = [
+        f"### OpenVINO precision: f32 vs bf16 ({threads} thread{'s' if threads > 1 else ''}, interleaved)",
+        "",
+        "| precision | " + " | ".join(labels) + " |",
+        "|---" * (len(labels) + 1) + "|",
+    ]
+    for precision, ms in medians.items():
+        base = ms[labels[0]]
+        lines.append(f"| {precision} | " + " | ".join(f"{ms[x]:.1f} ms ({base / ms[x]:.2f}x)" for x in labels) + " |")
+    return [*lines, ""]
 
 
 def profile_table(profiles: dict[str, dict[str, float]]) -> list[str]:
@@ -175,7 +209,9 @@ def results_section(result: BenchResult) -> list[str]:
     return [*lines, "", "Targets:", "", *targets_section(result), ""]
 
 
-def write_markdown(results: list[BenchResult], command: str, seconds: float, profiles: dict | None) -> str:
+def write_markdown(
+    results: list[BenchResult], command: str, seconds: float, profiles: dict | None, precisions: dict | None
+) -> str:
     first = results[0]
     m, c = first.machine, first.config
     lines = [
@@ -194,6 +230,8 @@ def write_markdown(results: list[BenchResult], command: str, seconds: float, pro
     ]
     for result in results:
         lines += results_section(result)
+    if precisions:
+        lines += precision_table(precisions, first.config["threads"])
     if profiles:
         lines += [
             (
@@ -241,11 +279,20 @@ def main(argv: list[str] | None = None) -> int:
     profiles = (
         profile_onnx(first, threads[0], args.imgsz) if args.profile and first.row(first.base.label, "onnx") else None
     )
+    precisions = None
+    if args.openvino_precision and first.row(first.base.label, "openvino"):
+        precisions = openvino_precisions(first, threads[0], args.runs, args.time_limit)
     seconds = time.time() - start
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "latency_raw.md").write_text(write_markdown(results, command, seconds, profiles))
-    doc = {"runs": [r.to_dict() for r in results], "ort_profile_ms": profiles, "wall_s": seconds, "command": command}
+    (out / "latency_raw.md").write_text(write_markdown(results, command, seconds, profiles, precisions))
+    doc = {
+        "runs": [r.to_dict() for r in results],
+        "ort_profile_ms": profiles,
+        "openvino_precision_median_ms": precisions,
+        "wall_s": seconds,
+        "command": command,
+    }
     (out / "latency.json").write_text(json.dumps(doc, indent=2) + "\n")
     print(f"wrote {out / 'latency_raw.md'} and {out / 'latency.json'} ({seconds / 60:.1f} min)")
     return 0

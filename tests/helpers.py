@@ -1,5 +1,8 @@
 """Assertions shared by the test modules."""
 
+import pickletools
+import zipfile
+
 import torch
 from ultralytics.nn.modules import C2f, Conv
 from ultralytics.nn.tasks import DetectionModel
@@ -37,3 +40,18 @@ def output_shapes(model: DetectionModel, imgsz: int = 64) -> list[tuple]:
         y, preds = model(torch.zeros(1, 3, imgsz, imgsz))
     raw = preds.get("one2many", preds)
     return [tuple(y.shape), tuple(raw["boxes"].shape), tuple(raw["scores"].shape)]
+
+
+def pickled_globals(path) -> set[str]:
+    """Every class or function a torch checkpoint's pickle refers to (``module.name``), read without unpickling."""
+    with zipfile.ZipFile(path) as archive:
+        data = archive.read(next(n for n in archive.namelist() if n.endswith("data.pkl")))
+    names, strings = set(), []
+    for opcode, arg, _ in pickletools.genops(data):
+        if opcode.name in {"SHORT_BINUNICODE", "BINUNICODE", "UNICODE"}:
+            strings.append(arg)
+        elif opcode.name == "STACK_GLOBAL":
+            names.add(f"{strings[-2]}.{strings[-1]}")
+        elif opcode.name == "GLOBAL":
+            names.add(arg.replace(" ", "."))
+    return names

@@ -183,6 +183,8 @@ def test_format_aliases_and_default():
         ({"ratios": 0.3, "runs": 0}, "runs=0"),
         ({"ratios": 0.3, "imgsz": 100}, "multiple of 32"),
         ({"ratios": 0.3, "threads": 0}, "threads=0"),
+        ({"ratios": 0.3, "time_limit": -1}, "time_limit=-1"),
+        ({"ratios": 0.3, "prune_args": {"ratio": 0.5}}, "prune_args may not set ratio"),
     ],
 )
 def test_invalid_arguments(checkpoints, tmp_path, kwargs, message):

@@ -103,3 +103,15 @@ def test_taylor_on_a_saved_checkpoint_with_frozen_parameters(dataset_yaml, tmp_p
     prune_yolo(base, ratio=0.01, save=tmp_path / "base.pt", verbose=False)
     pruned = prune_yolo(tmp_path / "base.pt", ratio=0.3, importance="taylor", data=dataset_yaml, imgsz=64, verbose=False)
     assert_stock_rebuild_keeps_every_tensor(pruned.model)
+
+
+def test_calibration_batches_are_reproducible_and_leave_random_state(dataset_yaml):
+    import random
+
+    random.seed(123)
+    expected = random.random()
+    random.seed(123)
+    a = calibration_batches(str(dataset_yaml), imgsz=64, images=8)
+    assert random.random() == expected  # caller's random stream untouched
+    b = calibration_batches(str(dataset_yaml), imgsz=64, images=8)
+    assert torch.equal(a[0]["img"], b[0]["img"]) and torch.equal(a[0]["bboxes"], b[0]["bboxes"])

@@ -8,7 +8,7 @@ from ultralytics import YOLO
 from ultralytics.utils.torch_utils import get_flops, get_num_params
 
 from conftest import FAMILIES, tiny_detector
-from helpers import assert_stock_rebuild_keeps_every_tensor, output_shapes, slot_widths
+from helpers import assert_stock_rebuild_keeps_every_tensor, output_shapes, pickled_globals, slot_widths
 from yolo_prune import PruneError, prune_yolo
 from yolo_prune.core import PruneOptions, prune_detection_model
 
@@ -24,8 +24,9 @@ def test_returns_yolo_with_stock_detection_model(tmp_path):
     assert type(pruned) is YOLO
     assert type(pruned.model).__name__ == "DetectionModel"
     assert pruned.ckpt_path == str(tmp_path / "p.pt")
-    unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(tmp_path / "p.pt")
-    assert unsafe and all(name.startswith(("ultralytics.", "torch.", "builtins.", "collections.")) for name in unsafe)
+    names = pickled_globals(tmp_path / "p.pt")
+    assert "ultralytics.nn.tasks.DetectionModel" in names
+    assert all(name.startswith(("ultralytics.", "torch.", "builtins.", "__builtin__.", "collections.")) for name in names), names
 
 
 def test_output_shapes_unchanged(base_and_pruned):

@@ -270,7 +270,7 @@ def _calls(tree: ast.AST) -> list[ast.Call]:
 
 def test_package_source_has_no_unrestricted_unpickling():
     """Static check of yolo_prune/: no torch.load/pickle calls, no weights_only=False, checkpoints via safe_only=True."""
-    for path in PACKAGE.glob("*.py"):
+    for path in PACKAGE.rglob("*.py"):
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for call in _calls(tree):
             name = ast.unparse(call.func)
@@ -294,6 +294,45 @@ def classes_in(path: Path) -> list[str]:
         return torch.serialization.get_unsafe_globals_in_checkpoint(path)
     finally:
         torch.serialization.add_safe_globals(registered)
+
+
+def test_no_unrestricted_yolo_loads_in_package():
+    """``YOLO(path)`` unpickles a .pt without restriction; every such call must sit inside ``restricted_loading()``
+    (or be loading.py's yaml builder). Lists the offending call sites."""
+    offenders = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        guarded = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.With) and any("restricted_loading" in ast.unparse(i) for i in node.items):
+                guarded |= {id(call) for call in _calls(node)}
+        for call in _calls(tree):
+            name = ast.unparse(call.func)
+            if name != "YOLO" or id(call) in guarded or path.name == "loading.py":
+                continue
+            arg = call.args[0] if call.args else None
+            if isinstance(arg, ast.Constant) and str(arg.value).endswith((".yaml", ".yml")):
+                continue
+            offenders.append(f"{path.relative_to(PACKAGE.parent)}:{call.lineno}: {ast.unparse(call)}")
+    assert offenders == [], "\n".join(offenders)
+
+
+def test_restricted_loading_makes_yolo_refuse_foreign_pickles(checkpoint, tmp_path, monkeypatch):
+    from ultralytics import YOLO
+
+    import ultralytics.nn.tasks as tasks
+    from yolo_prune.loading import restricted_loading
+
+    marker = tmp_path / "PWNED"
+    torch.save({"model": MakesDirWhenUnpickled(marker)}, tmp_path / "evil.pt")
+    calls, real = [], torch.load
+    monkeypatch.setattr(torch, "load", lambda f, *a, **k: calls.append(k.get("weights_only")) or real(f, *a, **k))
+    previous = tasks.SAFE_LOAD
+    with restricted_loading():
+        assert type(YOLO(str(checkpoint)).model) is DetectionModel
+        with pytest.raises(TypeError, match="outside the supported"):
+            YOLO(str(tmp_path / "evil.pt"))
+    assert tasks.SAFE_LOAD == previous and not marker.exists() and calls and all(w is True for w in calls)
 
 
 def test_output_holds_only_stock_classes_and_plain_metadata(checkpoint):

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import random
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
 import torch
 from torch import nn
 from ultralytics.cfg import get_cfg
@@ -15,7 +20,11 @@ CALIBRATION_BATCH = 8
 
 
 def calibration_batches(data: str, imgsz: int, images: int = CALIBRATION_IMAGES) -> list[dict]:
-    """Load the first ``images`` training images of ``data`` as un-augmented Ultralytics batches.
+    """Load the first ``images`` training images of ``data`` as Ultralytics training batches (mosaic off).
+
+    Augmented like training, because a model's BatchNorm statistics were learned on augmented images: statistics
+    re-estimated on plain images cost a trained model accuracy (measured: 0.625 -> 0.42 mAP50-95 on the shapes
+    set), while augmented ones keep it. Random augmentation is seeded, so results are reproducible.
 
     Args:
         data: Dataset yaml, as for ``yolo train data=...``.
@@ -35,16 +44,32 @@ def calibration_batches(data: str, imgsz: int, images: int = CALIBRATION_IMAGES)
         info = check_det_dataset(str(data))
     except Exception as e:  # Ultralytics raises several types for a missing or malformed dataset
         raise PruneError(f"Could not read dataset '{data}' for data-driven importance: {e}") from e
-    cfg = get_cfg(overrides={"imgsz": imgsz, "task": "detect"})
-    dataset = build_yolo_dataset(cfg, info["train"], CALIBRATION_BATCH, info, mode="val", rect=False)
-    loader = build_dataloader(dataset, CALIBRATION_BATCH, workers=0, shuffle=False)
-    batches = []
-    for batch in loader:
-        batch["img"] = batch["img"].float() / 255
-        batches.append(batch)
-        if len(batches) * CALIBRATION_BATCH >= images:
-            break
+    cfg = get_cfg(overrides={"imgsz": imgsz, "task": "detect", "mosaic": 0.0, "mixup": 0.0, "cutmix": 0.0})
+    with seeded_random(0):
+        dataset = build_yolo_dataset(cfg, info["train"], CALIBRATION_BATCH, info, mode="train", rect=False)
+        loader = build_dataloader(dataset, CALIBRATION_BATCH, workers=0, shuffle=False)
+        batches = []
+        for batch in loader:
+            batch["img"] = batch["img"].float() / 255
+            batches.append(batch)
+            if len(batches) * CALIBRATION_BATCH >= images:
+                break
     return batches
+
+
+@contextmanager
+def seeded_random(seed: int) -> Iterator[None]:
+    """Seed Python, NumPy and torch random generators inside the block and restore the caller's states after."""
+    py_state, np_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[]):
+        random.seed(seed)
+        np.random.seed(seed)
+        torch.manual_seed(seed)
+        try:
+            yield
+        finally:
+            random.setstate(py_state)
+            np.random.set_state(np_state)
 
 
 def single_samples(batch: dict) -> list[dict]:

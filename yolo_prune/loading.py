@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ast
+import contextlib
 import os
+import threading
 from pathlib import Path
 
 import torch
@@ -16,6 +18,30 @@ from ultralytics.utils.downloads import GITHUB_ASSETS_NAMES
 from .errors import PruneError
 
 ModelSource = str | os.PathLike | YOLO | DetectionModel
+_RESTRICTED = threading.Lock()
+
+
+@contextlib.contextmanager
+def restricted_loading():
+    """Make every Ultralytics checkpoint load inside the block use the restricted (``weights_only``) loader.
+
+    Ultralytics unpickles ``.pt`` files without restriction unless ``ULTRALYTICS_SAFE_LOAD=1`` was set before it was
+    imported; this turns the same switch on for the block, so ``YOLO(path)``, ``.train()`` weight loading, etc. accept
+    only allow-listed classes. Blocks run one at a time. Subprocesses need ``ULTRALYTICS_SAFE_LOAD=1`` in their
+    environment instead.
+
+    Examples:
+        >>> with restricted_loading():
+        ...     model = YOLO("untrusted.pt")  # doctest: +SKIP
+    """
+    import ultralytics.nn.tasks as tasks
+
+    with _RESTRICTED:
+        previous, tasks.SAFE_LOAD = tasks.SAFE_LOAD, True
+        try:
+            yield
+        finally:
+            tasks.SAFE_LOAD = previous
 
 
 def load_model(source: ModelSource) -> tuple[DetectionModel, Path | None]:

@@ -14,12 +14,11 @@ from ultralytics.utils import LOGGER, TQDM
 from ultralytics.utils.files import increment_path
 
 from ..api import PREFIX
-from ..errors import PruneError
 from ..loading import ModelSource
 from .accuracy import check_data, map50_95
 from .machine import busy_warning, load_average, machine_info, usable_cores
 from .models import BenchModel, SweepPlan, check_pruned_given, collect_models
-from .options import check_int, parse_formats, parse_pruned, parse_values
+from .options import check_int, check_prune_args, check_seconds, parse_formats, parse_pruned, parse_values
 from .plots import write_plot
 from .report import text_table, write_reports
 from .result import BenchResult, Row, Skip, fill_ratios
@@ -127,7 +126,7 @@ def benchmark(
     sweep = SweepPlan(
         parse_values("ratios", ratios, 0.0, 1.0),
         parse_values("speed_ups", speed_ups, 1.0, None),
-        dict(prune_args or {}),
+        check_prune_args(prune_args),
     )
     settings = Settings(
         imgsz=check_int("imgsz", imgsz, 32, multiple=32),
@@ -137,7 +136,7 @@ def benchmark(
         batch=check_int("batch", batch, 1),
         gpu_batch=check_int("gpu_batch", gpu_batch, 1),
         data=None if data is None else str(data),
-        time_limit=_check_time_limit(time_limit),
+        time_limit=check_seconds("time_limit", time_limit),
         verbose=bool(verbose),
     )
     check_pruned_given(pruned_list, sweep)
@@ -154,14 +153,6 @@ def benchmark(
     finally:
         torch.set_num_threads(torch_threads)
     return _finish(result, settings)
-
-
-def _check_time_limit(value: float | None) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise PruneError(f"time_limit={value!r} must be a positive number of seconds (or None for no limit).")
-    return float(value)
 
 
 def _config(keys: list[str], settings: Settings, sweep: SweepPlan) -> dict[str, Any]:

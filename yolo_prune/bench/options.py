@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -91,3 +91,26 @@ def check_int(name: str, value: Any, minimum: int, multiple: int = 1) -> int:
         extra = f" and a multiple of {multiple}" if multiple > 1 else ""
         raise PruneError(f"{name}={value!r} must be an integer >= {minimum}{extra}.")
     return value
+
+
+def check_seconds(name: str, value: Any) -> float | None:
+    """A positive number of seconds, or None; else PruneError."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise PruneError(f"{name}={value!r} must be a positive number of seconds (or None for no limit).")
+    return float(value)
+
+
+SWEEP_OWNED = ("ratio", "speed_up", "target_gflops", "save", "overwrite", "imgsz", "verbose")
+
+
+def check_prune_args(prune_args: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Extra ``prune_yolo`` arguments for sweep points, minus those the sweep sets itself (else PruneError)."""
+    args = dict(prune_args or {})
+    owned = sorted(set(args) & set(SWEEP_OWNED))
+    if owned:
+        raise PruneError(
+            f"prune_args may not set {', '.join(owned)}: the sweep sets them (use ratios=/speed_ups= and imgsz=)."
+        )
+    return args

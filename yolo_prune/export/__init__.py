@@ -106,9 +106,12 @@ def export(
         if verbose and verify:
             LOGGER.info(f"{PREFIX}verifying against {pt.name} on {source}")
         results = [verifier.check(a, target) if verify else _unverified(a, target) for a in artifacts]
-    results += _not_built(plan, artifacts, int8, verbose)
+    not_built = _not_built(plan, artifacts, int8)
+    results += not_built
     if verbose:
         log_table(results, (pt, verifier.reference().latency_ms) if verify else None)
+        for row in not_built:
+            LOGGER.warning(f"{PREFIX}{row.note}")
     failed = [r for r in results if not r.passed]
     if strict and failed:
         names = ", ".join(f"{r.format} {r.precision}" for r in failed)
@@ -167,7 +170,7 @@ def _unverified(artifact: Artifact, target: str) -> ExportResult:
     return ExportResult(target, artifact.format, artifact.precision, artifact.path, status, size, note=note)
 
 
-def _not_built(plan: Plan, artifacts: list[Artifact], int8: bool, verbose: bool) -> list[ExportResult]:
+def _not_built(plan: Plan, artifacts: list[Artifact], int8: bool) -> list[ExportResult]:
     """Rows for what this machine cannot build (Edge TPU model, TensorRT engine), with the commands that build it."""
     rows = []
     built = {a.format: a for a in artifacts if a.path is not None}
@@ -177,7 +180,4 @@ def _not_built(plan: Plan, artifacts: list[Artifact], int8: bool, verbose: bool)
     if plan.target == "jetson" and plan.tensorrt_missing and "onnx" in built:
         note = tensorrt_instructions(built["onnx"].path, plan.tensorrt_missing, int8)
         rows.append(ExportResult(plan.target, "engine", "int8" if int8 else "fp16", None, "not built", note=note))
-    for row in rows if verbose else ():
-        LOGGER.warning(f"{PREFIX}{row.note}")
     return rows
-

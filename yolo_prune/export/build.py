@@ -79,7 +79,9 @@ def _run_worker(request: dict, workdir: Path, verbose: bool) -> list[dict]:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
     command = [sys.executable, str(WORKER), str(request_file), str(result_file)]
     output = None if verbose else subprocess.PIPE
-    process = subprocess.run(command, cwd=workdir, env=env, stdout=output, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.run(
+        command, cwd=workdir, env=env, stdout=output, stderr=subprocess.STDOUT, text=True, check=False
+    )  # its outcome is read from the result file; a crash leaves none
     if result_file.is_file():
         return json.loads(result_file.read_text())["exports"]
     how = f"signal {-process.returncode}" if process.returncode < 0 else f"exit code {process.returncode}"

@@ -44,6 +44,8 @@ def check_options(*, imgsz, half, int8, opset, conf, verify, strict) -> None:
         if not isinstance(value, bool):
             raise PruneError(f"{name}={value!r} must be True or False.")
     if isinstance(opset, bool) or not isinstance(opset, int) or not 11 <= opset <= 21:
-        raise PruneError(f"opset={opset!r} must be an ONNX opset from 11 to 21 (17 suits TensorRT 8.5+ and most runtimes).")
+        raise PruneError(
+            f"opset={opset!r} must be an ONNX opset from 11 to 21 (17 suits TensorRT 8.5+ and most runtimes)."
+        )
     if isinstance(conf, bool) or not isinstance(conf, (int, float)) or not 0 < conf < 1:
         raise PruneError(f"conf={conf!r} must be a number strictly between 0 and 1.")

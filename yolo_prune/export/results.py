@@ -69,7 +69,7 @@ def disk_size_mb(path: Path) -> float:
 
 
 def log_table(results: list[ExportResult], reference: tuple[Path, float | None] | None = None) -> None:
-    """Log the verification table (one row per artifact, the PyTorch reference first) and every row's note.
+    """Log the verification table (one row per artifact, the PyTorch reference first) and the notes of built rows.
 
     Args:
         results: The artifacts, in export order.
@@ -85,7 +85,7 @@ def log_table(results: list[ExportResult], reference: tuple[Path, float | None] 
         if r.agreement is not None and r.threshold is not None:
             agreement += f" ≥{r.threshold:.2f}"
         lines.append(_row(r.format, r.precision, r.path, r.size_mb, agreement, r.latency_ms, r.status))
-    lines += [f"  {r.format} {r.precision}: {r.note}" for r in results if r.note]
+    lines += [f"  {r.format} {r.precision}: {r.note}" for r in results if r.note and r.status != "not built"]
     LOGGER.info("\n".join(lines))
 
 

@@ -60,7 +60,9 @@ def dataset_images(data: Path, limit: int = MAX_SAMPLES) -> list[Path]:
     for entry in entries if isinstance(entries, list) else [entries]:
         files += _listed_images(Path(entry), IMG_FORMATS)
     if not files:
-        raise PruneError(f"The dataset '{data}' lists no validation image; verification and int8 calibration need some.")
+        raise PruneError(
+            f"The dataset '{data}' lists no validation image; verification and int8 calibration need some."
+        )
     return files[:limit]
 
 

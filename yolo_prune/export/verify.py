@@ -93,7 +93,9 @@ class Verifier:
             run = self.run(artifact.path)
             agreement, metric, why = self.compare(self.reference(run.end2end), run, artifact.precision)
         except Exception as e:  # the artifact does not load or run: that is what verification is for
-            return ExportResult(**common, status="fail", size_mb=size, note=f"could not run it: {type(e).__name__}: {e}")
+            return ExportResult(
+                **common, status="fail", size_mb=size, note=f"could not run it: {type(e).__name__}: {e}"
+            )
         threshold = THRESHOLDS[artifact.precision]
         status = "unverified" if agreement is None else "pass" if agreement >= threshold else "fail"
         note = "; ".join(x for x in (artifact.note, why) if x)

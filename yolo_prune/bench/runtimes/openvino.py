@@ -15,7 +15,9 @@ class OpenVINO(Runtime):
     title = "OpenVINO CPU"
     requires = (("openvino", "openvino"),)
 
-    def __init__(self) -> None:
+    def __init__(self, precision: str | None = None) -> None:
+        """Args: precision: ``INFERENCE_PRECISION_HINT`` to force (``f32``, ``bf16``); None keeps the default."""
+        self.forced = precision
         self.precision = ""
 
     def version(self) -> str:
@@ -31,6 +33,8 @@ class OpenVINO(Runtime):
         core = ov.Core()
         xml = next(artifact.glob("*.xml"))
         config = {"INFERENCE_NUM_THREADS": options.threads, "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}
+        if self.forced:
+            config["INFERENCE_PRECISION_HINT"] = self.forced
         compiled = core.compile_model(core.read_model(xml), "CPU", config)
         precision = compiled.get_property("INFERENCE_PRECISION_HINT")
         self.precision = precision.to_string() if hasattr(precision, "to_string") else str(precision)
