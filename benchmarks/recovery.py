@@ -161,13 +161,13 @@ def pruned_checkpoint(base: Path, out: Path, data: Path, calibrate: bool, import
     tag = ("" if importance == "l2" else f"-{importance}") + ("-bncal" if calibrate else "")
     path = out / f"pruned-r0.3{tag}.pt"
     if not path.exists():
-        prune_yolo(str(base), ratio=0.3, importance=importance, imgsz=IMGSZ, data=str(data) if calibrate else None,
+        prune_yolo(str(base), ratio=0.3, importance=importance, imgsz=IMGSZ, data=str(data), calibrate_bn=calibrate,
                    save=path)  # fmt: skip
     return path
 
 
 def prune_call(importance: str, calibrate: bool) -> str:
-    data = ", data=<data>" if calibrate else ""
+    data = ", data=<data>, calibrate_bn=True" if calibrate else ""
     imp = "" if importance == "l2" else f", importance={importance!r}"
     return f"prune_yolo(base, ratio=0.3{imp}, imgsz={IMGSZ}{data})"
 
@@ -383,8 +383,9 @@ def markdown(payload: dict, args: argparse.Namespace) -> str:
         f"{fmt(FT_RECIPE)})`; distillation adds `distill_model=<base best.pt>` (Ultralytics' DistillationModel, "
         "default `dis=6.0`).",
         "- Pruning: `prune_yolo(base, ratio=0.3, imgsz=128)` (l2, uniform) for the uncalibrated rows; "
-        "`prune_yolo(base, ratio=0.3, imgsz=128, data=<data>)` for the 'BN recalibrated' rows (BatchNorm running "
-        "statistics re-estimated on 64 un-augmented training images, `yolo_prune.calibration.recalibrate_batchnorm`); "
+        "`prune_yolo(base, ratio=0.3, imgsz=128, data=<data>, calibrate_bn=True)` for the 'BN recalibrated' rows "
+        "(BatchNorm running statistics re-estimated on 64 training images, `yolo_prune.calibration.recalibrate_batchnorm`;"
+        " the rows in this table were measured when these images were un-augmented; they are augmented since); "
         "`importance='taylor'` adds loss-gradient channel scores on the same images. Iterative: "
         "`iterative_prune(base, data, speed_up=2.0, steps=..., epochs=..., max_map_drop=...)`, geometric GFLOPs "
         "schedule, each step pruned from the previous step's best checkpoint (cached from the earlier run, before "

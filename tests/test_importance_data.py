@@ -87,10 +87,10 @@ def test_bad_layer_ratios(kwargs, message):
         prune_yolo(tiny_detector(), verbose=False, **kwargs)
 
 
-def test_data_recalibrates_batchnorm_of_the_pruned_model(dataset_yaml):
+def test_calibrate_bn_reestimates_batchnorm_of_the_pruned_model(dataset_yaml):
     base = tiny_detector()
-    plain = prune_yolo(base, ratio=0.3, imgsz=64, verbose=False).model
-    tuned = prune_yolo(base, ratio=0.3, imgsz=64, data=dataset_yaml, verbose=False).model
+    plain = prune_yolo(base, ratio=0.3, imgsz=64, data=dataset_yaml, verbose=False).model  # data alone: no change
+    tuned = prune_yolo(base, ratio=0.3, imgsz=64, data=dataset_yaml, calibrate_bn=True, verbose=False).model
     assert not torch.allclose(plain.model[2].cv2.bn.running_var, tuned.model[2].cv2.bn.running_var)
     assert torch.equal(plain.model[2].cv2.conv.weight, tuned.model[2].cv2.conv.weight)  # weights untouched
     assert_stock_rebuild_keeps_every_tensor(tuned)
@@ -115,3 +115,8 @@ def test_calibration_batches_are_reproducible_and_leave_random_state(dataset_yam
     assert random.random() == expected  # caller's random stream untouched
     b = calibration_batches(str(dataset_yaml), imgsz=64, images=8)
     assert torch.equal(a[0]["img"], b[0]["img"]) and torch.equal(a[0]["bboxes"], b[0]["bboxes"])
+
+
+def test_calibrate_bn_needs_data():
+    with pytest.raises(PruneError, match="calibrate_bn=True"):
+        prune_yolo(tiny_detector(), calibrate_bn=True, verbose=False)

@@ -97,6 +97,7 @@ PRUNE_KEYS = {
     "round_to": 8,
     "imgsz": 640,
     "data": None,
+    "calibrate_bn": False,
     "save": None,
     "overwrite": False,
     "verbose": True,
