@@ -1,18 +1,19 @@
 """Latency of pruned yolov8n on CPU runtimes: the numbers behind BENCHMARKS.md.
 
-Builds yolov8n from its yaml (seeded random weights: latency does not depend on the values), prunes it four ways
-(ratio 0.3 and speed_up 2.0, each with round_to 8 and 16), then runs ``yolo_prune.bench.benchmark`` on ONNX Runtime,
-OpenVINO, NCNN and LiteRT with the same thread count, every model timed round-robin after warm-up. With
-``--profile`` it also profiles the ONNX Runtime sessions per operator type, to show where a runtime loses the GFLOPs
-promise (fixed-cost ops, layout reorders). Writes ``benchmarks/results/latency_raw.md`` and ``latency.json``.
+Builds yolov8n from its yaml (seeded random weights: latency does not depend on the values), prunes it several ways
+(``--variants``; by default ratio 0.3 and speed_up 2.0, each with round_to 8 and 16), then runs
+``yolo_prune.bench.benchmark`` on ONNX Runtime, OpenVINO, NCNN, LiteRT and PyTorch with the same thread count, every
+model timed round-robin after warm-up. ``--profile`` also profiles the ONNX Runtime sessions per operator type (where
+a runtime loses the GFLOPs promise: fixed-cost ops, layout reorders); ``--openvino-precision`` times OpenVINO with f32
+and bf16 forced. Writes ``benchmarks/results/<name>_raw.md``, ``<name>.json`` and ``<name>_<threads>t.png``.
 
-Run from the repository root (about 10 minutes on 2 cores):
+Run from the repository root (about 8 minutes on 2 cores for one thread count, 14 for ``--threads 1,2``):
 
-    YOLO_OFFLINE=1 .venv/bin/python benchmarks/latency.py --threads 2,1 --profile
+    YOLO_OFFLINE=1 .venv/bin/python benchmarks/latency.py --profile --openvino-precision
 
 Options: ``--formats onnx,openvino,ncnn,tflite,torch``, ``--threads 2``, ``--imgsz 640``, ``--runs 100``, ``--warmup 10``,
-``--time-limit 40`` (seconds per runtime and batch), ``--model yolov8n.yaml``, ``--project runs/prune`` (run
-directory parent), ``--out benchmarks/results``.
+``--time-limit 30`` (seconds per runtime and batch), ``--variants r0.3-rt8,...`` (``r<ratio>`` or ``su<speed_up>``, then
+``-rt<round_to>``), ``--model yolov8n.yaml``, ``--project runs/prune``, ``--out benchmarks/results``, ``--name latency``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import collections
 import json
 import os
 import shlex
+import shutil
 import sys
 import tempfile
 import time
@@ -42,17 +44,13 @@ from yolo_prune.checkpoint import checkpoint_dict, save_atomic
 from yolo_prune.loading import load_model
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-VARIANTS = {  # label -> prune_yolo arguments
-    "r0.3-rt8": {"ratio": 0.3, "round_to": 8},
-    "r0.3-rt16": {"ratio": 0.3, "round_to": 16},
-    "su2.0-rt8": {"speed_up": 2.0, "round_to": 8},
-    "su2.0-rt16": {"speed_up": 2.0, "round_to": 16},
-}
-TARGETS = (  # (model label, runtime, minimum measured speed-up) from the issue
+DEFAULT_VARIANTS = "r0.3-rt8,r0.3-rt16,su2.0-rt8,su2.0-rt16"  # r<ratio> or su<speed_up>, then -rt<round_to>
+TARGETS = (  # (model label, runtime, minimum measured speed-up) from the issue; labels not run are left out
     ("r0.3-rt8", "onnx", 1.40),
     ("r0.3-rt16", "onnx", 1.40),
     ("su2.0-rt8", "onnx", 1.80),
     ("su2.0-rt16", "onnx", 1.80),
+    ("su2.5-rt16", "onnx", 1.80),
 )
 MIN_EFFICIENCY = 0.80
 PROFILE_RUNS = 30
@@ -66,16 +64,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--imgsz", type=int, default=640)
     p.add_argument("--runs", type=int, default=100)
     p.add_argument("--warmup", type=int, default=10)
-    p.add_argument("--time-limit", type=float, default=40.0, help="seconds of warm-up + timing per runtime and batch")
+    p.add_argument("--time-limit", type=float, default=30.0, help="seconds of warm-up + timing per runtime and batch")
     p.add_argument("--batch", type=int, default=8, help="torch throughput batch (when torch is in --formats)")
     p.add_argument("--project", default="runs/prune")
     p.add_argument("--out", default=str(RESULTS_DIR))
+    p.add_argument("--name", default="latency", help="stem of the written files (<name>_raw.md, <name>.json)")
+    p.add_argument("--variants", default=DEFAULT_VARIANTS, help="pruned variants: r<ratio>|su<speed_up>-rt<round_to>")
     p.add_argument("--profile", action="store_true", help="also profile ONNX Runtime per operator type")
     p.add_argument("--openvino-precision", action="store_true", help="also time OpenVINO with f32 and bf16 forced")
     return p.parse_args(argv)
 
 
-def make_models(model: str, imgsz: int, folder: Path) -> tuple[Path, list[Path]]:
+def variant_args(label: str) -> dict:
+    """``prune_yolo`` arguments of a variant label: ``r0.3-rt8`` (ratio 0.3, round_to 8), ``su2.5-rt16``..."""
+    target, _, round_to = label.partition("-rt")
+    key = "ratio" if target.startswith("r") and not target.startswith("rt") else "speed_up"
+    value = float(target[1:] if key == "ratio" else target.removeprefix("su"))
+    return {key: value, "round_to": int(round_to or 8)}
+
+
+def make_models(model: str, imgsz: int, folder: Path, variants: list[str]) -> tuple[Path, list[Path]]:
     """Save the seeded base checkpoint and its pruned variants into ``folder``."""
     torch.manual_seed(0)
     source, _ = load_model(model)
@@ -83,9 +91,9 @@ def make_models(model: str, imgsz: int, folder: Path) -> tuple[Path, list[Path]]
     ckpt.pop("yolo_prune")  # the unpruned base
     base = save_atomic(ckpt, folder / f"{Path(model).stem}.pt", overwrite=True)
     pruned = []
-    for label, kwargs in VARIANTS.items():
+    for label in variants:
         out = folder / f"{label}.pt"
-        prune_yolo(base, **kwargs, imgsz=imgsz, save=out, overwrite=True, verbose=False)
+        prune_yolo(base, **variant_args(label), imgsz=imgsz, save=out, overwrite=True, verbose=False)
         pruned.append(out)
     return base, pruned
 
@@ -236,7 +244,7 @@ def write_markdown(
         lines += [
             (
                 f"### ONNX Runtime profile (ms per run by operator type, {PROFILE_RUNS} interleaved runs, "
-                f"{first.config['threads']} threads)"
+                f"{first.config['threads']} thread{'s' if first.config['threads'] > 1 else ''})"
             ),
             "",
             *profile_table(profiles),
@@ -253,9 +261,9 @@ def main(argv: list[str] | None = None) -> int:
     start = time.time()
     results: list[BenchResult] = []
     with tempfile.TemporaryDirectory(prefix="yolo_prune_latency_") as tmp:
-        base, pruned = make_models(args.model, args.imgsz, Path(tmp))
+        base, pruned = make_models(args.model, args.imgsz, Path(tmp), args.variants.split(","))
         for count in threads:  # one run directory: later thread counts reuse the exports of the first
-            name = results[0].run_dir.name if results else "latency"
+            name = results[0].run_dir.name if results else args.name
             settings = {
                 "imgsz": args.imgsz,
                 "runs": args.runs,
@@ -275,6 +283,10 @@ def main(argv: list[str] | None = None) -> int:
                     exist_ok=bool(results),
                 )
             )
+            if "plot" in results[-1].files:  # the run directory is shared: keep each thread count's figure
+                out_dir = Path(args.out)
+                out_dir.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(results[-1].files["plot"], out_dir / f"{args.name}_{count}t.png")
     first = results[0]
     profiles = (
         profile_onnx(first, threads[0], args.imgsz) if args.profile and first.row(first.base.label, "onnx") else None
@@ -285,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     seconds = time.time() - start
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "latency_raw.md").write_text(write_markdown(results, command, seconds, profiles, precisions))
+    (out / f"{args.name}_raw.md").write_text(write_markdown(results, command, seconds, profiles, precisions))
     doc = {
         "runs": [r.to_dict() for r in results],
         "ort_profile_ms": profiles,
@@ -293,8 +305,8 @@ def main(argv: list[str] | None = None) -> int:
         "wall_s": seconds,
         "command": command,
     }
-    (out / "latency.json").write_text(json.dumps(doc, indent=2) + "\n")
-    print(f"wrote {out / 'latency_raw.md'} and {out / 'latency.json'} ({seconds / 60:.1f} min)")
+    (out / f"{args.name}.json").write_text(json.dumps(doc, indent=2) + "\n")
+    print(f"wrote {out / (args.name + '_raw.md')} and {out / (args.name + '.json')} ({seconds / 60:.1f} min)")
     return 0
 
 

@@ -4,6 +4,7 @@ Tiny 3-class yolov8n models at imgsz 64 with a few runs keep this module well un
 """
 
 import json
+import os
 import time
 
 import pytest
@@ -13,6 +14,7 @@ from conftest import tiny_detector
 from yolo_prune import PruneError, prune_yolo
 from yolo_prune.bench import CLI_DEFAULTS, BenchResult, benchmark, benchmark_cli
 from yolo_prune.bench.options import parse_formats
+from yolo_prune.bench.quiet import captured_native_output
 from yolo_prune.bench.result import SCHEMA, Row, fill_ratios
 from yolo_prune.bench.runtimes.openvino import OpenVINO
 from yolo_prune.bench.timing import LatencyStats, time_interleaved
@@ -69,6 +71,17 @@ def test_time_limit_cuts_a_stalling_runtime_but_keeps_three_rounds():
     assert calls[:4] == ["base", "pruned", "base", "pruned"]  # still interleaved
     times = time_interleaved(slow, runs=4, warmup=0, time_limit=1e-9)
     assert len(times["pruned"]) == 3  # never fewer than three timed rounds
+
+
+def test_converter_output_is_captured_and_descriptors_restored(capfd):
+    with captured_native_output():
+        os.write(1, b"pnnx noise\n")
+    with pytest.raises(ValueError), captured_native_output():
+        os.write(2, b"converter diagnosis\n")
+        raise ValueError("export failed")
+    os.write(1, b"after\n")
+    out, err = capfd.readouterr()
+    assert "pnnx noise" not in out + err and "after" in out
 
 
 def test_latency_stats_and_efficiency():

@@ -3,6 +3,27 @@
 __version__ = "0.1.0"
 
 from .api import prune_yolo  # noqa: E402
+from .bench import BenchResult, benchmark  # noqa: E402
+from .coco import coco_to_yolo  # noqa: E402
+from .data import make_synthetic_dataset  # noqa: E402
 from .errors import PruneError  # noqa: E402
+from .export import ExportResult, export  # noqa: E402
+from .iterative import IterativeResult, iterative_prune  # noqa: E402
+from .sensitivity import SensitivityResult, sensitivity, suggest_layer_ratios  # noqa: E402
 
-__all__ = ["PruneError", "__version__", "prune_yolo"]
+__all__ = [
+    "BenchResult",
+    "ExportResult",
+    "IterativeResult",
+    "PruneError",
+    "SensitivityResult",
+    "__version__",
+    "benchmark",
+    "coco_to_yolo",
+    "export",
+    "iterative_prune",
+    "make_synthetic_dataset",
+    "prune_yolo",
+    "sensitivity",
+    "suggest_layer_ratios",
+]

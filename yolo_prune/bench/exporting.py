@@ -13,7 +13,7 @@ from typing import Any
 
 from ultralytics import YOLO
 
-from .quiet import quiet
+from .quiet import captured_native_output, quiet
 
 CACHE_FILE = "exports.json"
 
@@ -38,7 +38,7 @@ def export_with_ultralytics(pt: Path, fmt: str, imgsz: int, **kwargs: Any) -> Pa
     cache = _read(cache_file)
     if key in cache and Path(cache[key]).exists():
         return Path(cache[key])
-    with quiet():
+    with quiet(), captured_native_output():
         out = YOLO(str(pt), task="detect").export(format=fmt, imgsz=imgsz, verbose=False, **kwargs)
     if not out or not Path(out).exists():
         raise RuntimeError(f"Ultralytics {fmt} export of {pt.name} produced no file")

@@ -27,11 +27,18 @@ def write_plot(result: BenchResult, path: Path) -> Path | None:
         panels.append(_map_panel)
     if not panels:
         return None
-    fig = Figure(figsize=(PANEL_SIZE[0] * len(panels), PANEL_SIZE[1]), layout="constrained")
+    cols = min(2, len(panels))
+    rows = -(-len(panels) // cols)
+    fig = Figure(figsize=(PANEL_SIZE[0] * cols, PANEL_SIZE[1] * rows), layout="constrained")
     FigureCanvasAgg(fig)
-    for ax, draw in zip(fig.subplots(1, len(panels), squeeze=False)[0], panels):
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax, draw in zip(axes, panels):
         draw(ax, result)
-    fig.suptitle(f"yolo-prune benchmark: {result.base.label}, imgsz {result.config['imgsz']}, {result.machine['cpu']}")
+    for ax in axes[len(panels) :]:
+        ax.set_visible(False)
+    config, cpu = result.config, result.machine["cpu"]
+    threads = f"{config['threads']} thread{'s' if config['threads'] != 1 else ''}"
+    fig.suptitle(f"{result.base.label} @ {config['imgsz']}, {threads}, {cpu}", fontsize=10)
     fig.savefig(path, dpi=110)
     return path
 
@@ -57,8 +64,8 @@ def _speedup_panel(ax: Axes, result: BenchResult) -> None:
     ax.axhline(1.0, color="grey", lw=0.8)
     ax.set_xticks(range(len(groups)), [fmt if batch == 1 else f"{fmt}\nbatch {batch}" for fmt, batch in groups])
     ax.set_ylabel("speed-up vs base (median latency)")
-    ax.set_title("Speed-up per runtime (black: GFLOPs ratio; label: efficiency)")
-    ax.legend(fontsize=8)
+    ax.set_title("Speed-up per runtime\n(black tick: GFLOPs ratio; label: efficiency)", fontsize=10)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
 
 
 def _sweep(result: BenchResult, kind: str) -> list[BenchModel]:
@@ -88,7 +95,7 @@ def _sweep_panel(kind: str):
         twin.set_ylabel("GFLOPs (black, dashed)")
         lines = ax.get_legend_handles_labels(), twin.get_legend_handles_labels()
         ax.legend(lines[0][0] + lines[1][0], lines[0][1] + lines[1][1], fontsize=8, loc="upper right")
-        ax.set_title(f"Latency and GFLOPs vs {'ratio' if kind == 'ratio' else 'speed_up'}")
+        ax.set_title(f"Latency and GFLOPs vs {'ratio' if kind == 'ratio' else 'speed_up'}", fontsize=10)
 
     return draw
 
@@ -106,4 +113,4 @@ def _map_panel(ax: Axes, result: BenchResult) -> None:
         ax.annotate(label, (gflops, value), textcoords="offset points", xytext=(4, 4), fontsize=8)
     ax.set_xlabel("GFLOPs")
     ax.set_ylabel("mAP50-95")
-    ax.set_title("mAP50-95 vs GFLOPs")
+    ax.set_title("mAP50-95 vs GFLOPs", fontsize=10)

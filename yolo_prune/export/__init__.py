@@ -2,7 +2,7 @@
 verified against the PyTorch model it came from.
 
 Modules: ``targets`` (what each target exports), ``toolchains`` (Edge TPU compiler, TensorRT), ``build`` and
-``worker`` (the exports, in a child process), ``samples`` (verification images), ``matching`` and ``verify`` (the
+``worker`` (the exports, in a child process), ``samples`` (verification images), ``matching`` and ``verification`` (the
 comparison), ``results`` (the returned rows and the logged table).
 """
 
@@ -21,7 +21,7 @@ from .results import PREFIX, ExportResult, ExportVerificationError, disk_size_mb
 from .samples import sample_images
 from .targets import ONNX_OPSET, TARGETS, Plan, plan_target, resolve_target
 from .toolchains import Toolchains, coral_supported_here, edgetpu_instructions, tensorrt_instructions
-from .verify import Verifier
+from .verification import Verifier
 
 __all__ = ["TARGETS", "ExportResult", "ExportVerificationError", "export", "verify"]
 
