@@ -110,3 +110,8 @@ def test_dataset_verb_writes_yolo_and_coco(tmp_path, capsys):
     assert (tmp_path / "c" / "annotations" / "instances_train.json").is_file()
     assert main(["convert", f"data={tmp_path / 'c'}", f"out={tmp_path / 'cy'}"]) == 0
     assert (tmp_path / "cy" / "data.yaml").is_file()
+
+
+def test_export_target_typo_is_one_line(capsys, tmp_path):
+    code, _, err = run(capsys, "export", f"model={tmp_path / 'x.pt'}", "target=rpii")
+    assert code == 2 and "Did you mean 'rpi'?" in err and "Traceback" not in err

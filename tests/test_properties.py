@@ -34,8 +34,11 @@ _BASE_SHAPES: dict[tuple[str, int], list[tuple]] = {}
 
 
 def base(cfg: str):
+    """The family's random-init detector, seeded so that a falsifying example reproduces in any process."""
     if cfg not in _BASES:
-        model = tiny_detector(cfg)
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            model = tiny_detector(cfg)
         _BASES[cfg] = model, {k: v.clone() for k, v in model.state_dict().items()}
     return _BASES[cfg][0]
 

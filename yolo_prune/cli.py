@@ -75,6 +75,13 @@ def prune_cli(args: dict[str, Any]) -> None:
     prune_yolo(model, **args)
 
 
+def export_cli(args: dict[str, Any]) -> None:
+    """``yolo-prune export``: ``yolo_prune.export`` for a device target; exits non-zero if any check fails."""
+    from .export import export
+
+    export(args.pop("model"), args.pop("target"), **args)
+
+
 def help_cli(args: dict[str, Any]) -> None:
     """``yolo-prune help``."""
     print(usage())
@@ -139,6 +146,13 @@ VERBS: dict[str, Verb] = {
         "channel-prune a detector into a stock checkpoint (ratio 0.3 unless target_gflops/speed_up/layer_ratios;"
         " default save: <stem>-pruned.pt here)",
         required=("model",),
+    ),
+    "export": Verb(
+        ".cli:export_cli",
+        {"imgsz": 640, "half": False, "int8": False, "data": None, "opset": 17, "conf": 0.25, "verify": True,
+         "strict": True, "verbose": True},  # fmt: skip
+        "export for target=rpi|coral|jetson|onnx through Ultralytics, each artifact verified against PyTorch",
+        required=("model", "target"),
     ),
     "bench": Verb(
         ".bench.cli:benchmark_cli",
