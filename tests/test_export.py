@@ -34,10 +34,14 @@ from yolo_prune.export.targets import plan_target, resolve_target
 from yolo_prune.export.toolchains import Toolchains
 
 IMGSZ = 64
-EXPORT_PACKAGES = ("onnx", "onnxslim", "onnxruntime", "openvino", "nncf", "ncnn", "pnnx", "litert_torch", "tensorflow",
-                   "onnx2tf")  # fmt: skip
+EXPORT_PACKAGES = ("onnx", "onnxslim", "onnxruntime", "openvino", "nncf", "ncnn", "pnnx")
+TFLITE_PACKAGES = ("litert_torch", "tensorflow", "onnx2tf")
 missing = [name for name in EXPORT_PACKAGES if not __import__("importlib").util.find_spec(name)]
+missing_tflite = [name for name in TFLITE_PACKAGES if not __import__("importlib").util.find_spec(name)]
 needs_export_extra = pytest.mark.skipif(bool(missing), reason=f"pip install 'yolo-prune[export]' (missing {missing})")
+needs_tflite_extra = pytest.mark.skipif(
+    bool(missing_tflite), reason=f"pip install 'yolo-prune[tflite]' (missing {missing_tflite})"
+)
 
 
 # --- fixtures --------------------------------------------------------------------------------------------------
@@ -302,6 +306,7 @@ def test_onnx_target_parity(pruned_pt, shapes_data, precision):
 
 @pytest.mark.slow
 @needs_export_extra
+@needs_tflite_extra
 @pytest.mark.parametrize("half, int8", [(False, False), (True, True)], ids=["fp32", "fp16-ncnn+int8-tflite"])
 def test_rpi_target_parity(pruned_pt, shapes_data, half, int8):
     rows = export(pruned_pt, "rpi", imgsz=IMGSZ, half=half, int8=int8, data=shapes_data)
@@ -323,6 +328,7 @@ def test_stock_openvino_export_parity(pruned_pt, shapes_data, quantize):
 
 @pytest.mark.slow
 @needs_export_extra
+@needs_tflite_extra
 def test_coral_without_compiler_keeps_the_int8_tflite_and_says_how_to_compile(pruned_pt, shapes_data, monkeypatch):
     monkeypatch.setattr(toolchains, "find_edgetpu_compiler", lambda: None)
     cwd = sorted(os.listdir())

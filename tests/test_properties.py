@@ -130,7 +130,7 @@ def test_any_options_give_a_stock_finite_model(cfg, ratio, round_to, importance,
     assert_base_untouched(cfg)
 
 
-@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     cfg=st.sampled_from(FAMILIES),
     r1=st.floats(0.05, 0.9),
@@ -180,3 +180,17 @@ def test_ratio_outside_0_1_is_refused(ratio):
 def test_imgsz_off_the_stride_is_refused(imgsz):
     with pytest.raises(PruneError, match="multiple of 32"):
         prune_yolo(base("yolov8n.yaml"), ratio=0.3, imgsz=imgsz, verbose=False)
+
+
+@pytest.mark.parametrize("global_second", [True, False])
+def test_repruning_a_globally_pruned_model(global_second):
+    """Falsifying example found by test_repruning_compounds, pinned: re-pruning a globally pruned yolo11n whose
+    level-0 cls-branch width is already round_to (16) while its P3 width falls to 16 must not fail."""
+    with torch.random.fork_rng():
+        torch.manual_seed(11)
+        source = tiny_detector("yolo11n.yaml")
+    once = prune_detection_model(source, PruneOptions(0.4179, "l2", True, 16))
+    assert once.model[-1].cv3[0][-1].in_channels == 16  # the precondition of this example
+    twice = prune_detection_model(once, PruneOptions(0.3 if global_second else 0.5, "l2", global_second, 16))
+    assert_stock_rebuild_keeps_every_tensor(twice)
+    assert all(w2 <= w1 for w1, w2 in zip(slot_widths(once), slot_widths(twice)))
