@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from torch import nn
 from ultralytics.nn.modules import C2f, C2PSA, C3k2, Concat, Conv, Detect, DWConv, SPPF
+from ultralytics.nn import modules as ultralytics_modules
 from ultralytics.nn.modules.block import C3k
 from ultralytics.nn.tasks import DetectionModel
 
@@ -63,10 +64,38 @@ def check_supported(model: nn.Module) -> None:
             f"yolo-prune supports {SUPPORTED_FAMILIES}, built from {', '.join(SUPPORTED_LAYERS)}; "
             f"this model's yaml has unsupported layers: {', '.join(unknown) or 'mismatched rows'}."
         )
-    if model.is_fused():
+    if model.is_fused() or any(isinstance(m, Conv) and not hasattr(m, "bn") for m in model.modules()):
         raise PruneError(
             "This model is fused (BatchNorm folded into its convolutions), so channels can no longer be scored and "
             "removed consistently. Prune the unfused checkpoint (the .pt that training wrote)."
+        )
+    _check_stock_modules(model, rows)
+
+
+def _check_stock_modules(model: DetectionModel, rows: list) -> None:
+    """Refuse layers that are not exactly the stock classes their yaml names (custom subclasses, wrappers, extras).
+
+    The pruned model is rebuilt from the yaml with stock classes, so anything the yaml cannot describe would be
+    silently replaced: a stock rebuild must have the same modules, of the same classes, under the same names.
+    """
+    for i, (layer, row) in enumerate(zip(model.model, rows)):
+        name = str(row[2])
+        expected = getattr(nn, name[3:], None) if name.startswith("nn.") else getattr(ultralytics_modules, name, None)
+        if type(layer) is not expected:
+            raise PruneError(
+                f"yolo-prune supports {SUPPORTED_FAMILIES} built from stock Ultralytics layers; layer {i} is a "
+                f"{type(layer).__name__}, not the stock {name} its yaml names. Custom modules are not supported."
+            )
+    stock = build_from_yaml(model.yaml, model)
+    ours = {name: type(m) for name, m in model.named_modules(remove_duplicate=False)}
+    theirs = {name: type(m) for name, m in stock.named_modules(remove_duplicate=False)}
+    foreign = sorted(name for name in ours.keys() ^ theirs.keys() if name) or sorted(
+        name for name in ours if ours[name] is not theirs[name]
+    )
+    if foreign:
+        raise PruneError(
+            f"yolo-prune supports {SUPPORTED_FAMILIES} built from stock Ultralytics layers; this model has modules a "
+            f"stock rebuild of its yaml would not have: {', '.join(foreign[:3])}. Custom modules are not supported."
         )
 
 

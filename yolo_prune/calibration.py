@@ -40,13 +40,16 @@ def calibration_batches(data: str, imgsz: int, images: int = CALIBRATION_IMAGES)
     Examples:
         >>> batches = calibration_batches("coco8.yaml", imgsz=640)
     """
-    try:
-        info = check_det_dataset(str(data))
+    try:  # autodownload off: a dataset yaml's 'download:' entry is code, never run here
+        info = check_det_dataset(str(data), autodownload=False)
     except Exception as e:  # Ultralytics raises several types for a missing or malformed dataset
-        raise PruneError(f"Could not read dataset '{data}' for data-driven importance: {e}") from e
+        raise PruneError(f"Could not read dataset '{data}' for calibration: {e}") from e
     cfg = get_cfg(overrides={"imgsz": imgsz, "task": "detect", "mosaic": 0.0, "mixup": 0.0, "cutmix": 0.0})
     with seeded_random(0):
-        dataset = build_yolo_dataset(cfg, info["train"], CALIBRATION_BATCH, info, mode="train", rect=False)
+        try:
+            dataset = build_yolo_dataset(cfg, info["train"], CALIBRATION_BATCH, info, mode="train", rect=False)
+        except Exception as e:  # no images, unreadable labels...
+            raise PruneError(f"Could not read dataset '{data}' for calibration: no usable training images ({e})") from e
         loader = build_dataloader(dataset, CALIBRATION_BATCH, workers=0, shuffle=False)
         batches = []
         for batch in loader:

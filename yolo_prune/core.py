@@ -162,7 +162,8 @@ def _keep_cls_branch_transplantable(widths: dict[Slot, int], target: DetectionMo
     """Keep Detect's cls branch loadable by stock ``DetectionModel.load``.
 
     ``load`` transplants the source ``cv3`` only when its level-0 output conv input width differs from the rebuilt
-    one; if that width happens to equal the stock width while another level differs, nudge it by ``round_to``.
+    one; if that width happens to equal the stock width while another level differs, narrow it by ``round_to``, or,
+    when it cannot narrow, give every cls slot the stock width (then no transplant is needed).
     """
     head = target.model[-1]
     for attr in ("cv3", "one2one_cv3"):
@@ -173,7 +174,10 @@ def _keep_cls_branch_transplantable(widths: dict[Slot, int], target: DetectionMo
         slots = [s for s in widths if s.layer == head.i and s.kind.startswith(f"{attr}.")]
         first = Slot(head.i, f"{attr}.0.1")
         if first in widths and widths[first] == stock and any(widths[s] != stock for s in slots):
-            widths[first] = stock - round_to if stock > round_to else stock + round_to
+            if stock > round_to:
+                widths[first] = stock - round_to
+            else:
+                widths.update({s: stock for s in slots})
 
 
 def _target_width(group: ChannelGroup, widths: dict[Slot, int], target: DetectionModel) -> int:

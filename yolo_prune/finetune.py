@@ -15,6 +15,7 @@ from ultralytics import YOLO
 from ultralytics.utils.torch_utils import get_flops
 
 from .errors import PruneError
+from .loading import restricted_loading
 
 RESERVED_TRAIN_KEYS = ("model", "data", "epochs", "imgsz", "project", "name", "exist_ok", "resume")
 VAL_KEYS = ("batch", "device", "workers", "half", "conf", "iou", "max_det", "rect", "single_cls")
@@ -74,7 +75,9 @@ def finetune(
         >>> run = Path("/tmp/ft")
         >>> finetune("pruned.pt", "data.yaml", epochs=10, imgsz=640, run_dir=run, name="ft")  # doctest: +SKIP
     """
-    YOLO(str(weights)).train(
+    with restricted_loading():
+        yolo = YOLO(str(weights))
+    yolo.train(
         data=data, epochs=epochs, imgsz=imgsz, project=str(run_dir), name=name, exist_ok=True, **train_kwargs
     )
     folder = run_dir / name / "weights"
@@ -100,7 +103,8 @@ def validate(weights: str | os.PathLike, data: str, *, imgsz: int, run_dir: Path
         >>> validate("best.pt", "data.yaml", imgsz=640, run_dir=Path("/tmp/v")).map50_95  # doctest: +SKIP
         0.52
     """
-    model = YOLO(str(weights))
+    with restricted_loading():
+        model = YOLO(str(weights))
     kwargs = {"plots": False, "verbose": False, "save_json": False, **val_kwargs}
     metrics = model.val(data=data, imgsz=imgsz, project=str(run_dir), name="val", exist_ok=True, **kwargs)
     net = model.model

@@ -10,6 +10,7 @@ from ultralytics.utils import LOGGER
 
 from ..errors import PruneError
 from .quiet import quiet
+from ..loading import restricted_loading
 
 
 def check_data(data: str | None) -> None:
@@ -35,7 +36,9 @@ def map50_95(artifact: Path, data: str, imgsz: int, batch: int, out_dir: Path) -
     """
     try:
         with quiet():
-            metrics = YOLO(str(artifact), task="detect").val(
+            with restricted_loading():
+                yolo = YOLO(str(artifact), task="detect")
+            metrics = yolo.val(
                 data=str(data),
                 imgsz=imgsz,
                 batch=batch,

@@ -14,6 +14,7 @@ from typing import Any
 from ultralytics import YOLO
 
 from .quiet import captured_native_output, quiet
+from ..loading import restricted_loading
 
 CACHE_FILE = "exports.json"
 
@@ -39,7 +40,9 @@ def export_with_ultralytics(pt: Path, fmt: str, imgsz: int, **kwargs: Any) -> Pa
     if key in cache and Path(cache[key]).exists():
         return Path(cache[key])
     with quiet(), captured_native_output():
-        out = YOLO(str(pt), task="detect").export(format=fmt, imgsz=imgsz, verbose=False, **kwargs)
+        with restricted_loading():
+            yolo = YOLO(str(pt), task="detect")
+        out = yolo.export(format=fmt, imgsz=imgsz, verbose=False, **kwargs)
     if not out or not Path(out).exists():
         raise RuntimeError(f"Ultralytics {fmt} export of {pt.name} produced no file")
     cache = {k: v for k, v in _read(cache_file).items() if v != str(out)}  # an overwritten export is stale elsewhere

@@ -17,6 +17,7 @@ from ..checkpoint import checkpoint_dict, save_atomic
 from ..errors import PruneError
 from ..loading import ModelSource, load_model
 from ..summary import ModelStats
+from ..loading import restricted_loading
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,8 @@ def _store(source: ModelSource, weights_dir: Path, label: str) -> Path:
 
 def _describe(pt: Path, role: str, imgsz: int) -> BenchModel:
     """Read a stored checkpoint's stats and any yolo-prune metadata."""
-    yolo = YOLO(str(pt), task="detect")
+    with restricted_loading():
+        yolo = YOLO(str(pt), task="detect")
     stats = ModelStats.of(yolo.model, imgsz)
     meta = (getattr(yolo, "ckpt", None) or {}).get("yolo_prune") or {}
     fraction = meta.get("gflops_fraction")

@@ -12,12 +12,18 @@ the result is ``{"exports": [{"paths": [...]} | {"error": "..."}]}``, one entry 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
 
 def run_exports(request: dict) -> list[dict]:
-    """Run every export of ``request`` in order; an export's exception becomes its ``error`` entry."""
+    """Run every export of ``request`` in order; an export's exception becomes its ``error`` entry.
+
+    Checkpoints load through Ultralytics' restricted (``weights_only``) loader: ``ULTRALYTICS_SAFE_LOAD`` is set before
+    Ultralytics is imported (this process cannot import yolo_prune's ``restricted_loading``).
+    """
+    os.environ["ULTRALYTICS_SAFE_LOAD"] = "1"
     from ultralytics import YOLO
 
     outcomes = []

@@ -9,11 +9,14 @@ from ultralytics import YOLO
 from ultralytics.nn.tasks import DetectionModel
 
 from .base import LoadOptions, Runner, Runtime, sample_input
+from ...loading import restricted_loading
 
 
 def load_fused(pt: Path) -> DetectionModel:
     """The checkpoint's model in float32, Conv+BN fused, in eval mode (what ``YOLO.predict`` runs)."""
-    return YOLO(str(pt), task="detect").model.float().fuse(verbose=False).eval()
+    with restricted_loading():
+        yolo = YOLO(str(pt), task="detect")
+    return yolo.model.float().fuse(verbose=False).eval()
 
 
 class TorchCPU(Runtime):
