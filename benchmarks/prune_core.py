@@ -29,6 +29,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from yolo_prune.bench.machine import cpu_model
+
 FAMILIES = ("yolov8", "yolo11", "yolo26")
 SCALES = ("n", "s", "m", "l", "x")
 ALL_MODELS = tuple(f"{f}{s}" for f in FAMILIES for s in SCALES)
@@ -171,7 +173,7 @@ def machine_info() -> dict[str, Any]:
 
     return {
         "processor": platform.processor() or "(empty)",
-        "cpu_model": cpu_model_name(),
+        "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),
@@ -180,17 +182,6 @@ def machine_info() -> dict[str, Any]:
         "ultralytics": ultralytics.__version__,
         "torch_pruning": torch_pruning.__version__,
     }
-
-
-def cpu_model_name() -> str:
-    """CPU model from /proc/cpuinfo (``platform.processor()`` is often empty on Linux)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 def mark(ok: bool | None) -> str:
