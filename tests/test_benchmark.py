@@ -169,6 +169,21 @@ def test_cli_sweep_one_row_per_ratio_and_skips(checkpoints, tmp_path, monkeypatc
     assert result.files["plot"].exists()  # speed-up bars + latency/GFLOPs vs ratio
 
 
+@pytest.mark.slow
+def test_edge_cpu_runtimes_time_both_models(checkpoints, tmp_path):
+    """OpenVINO, NCNN and LiteRT each load their own export of both models and time them (CI installs all three)."""
+    base, pruned = checkpoints
+    result = benchmark(base, pruned, formats="openvino,ncnn,tflite", project=tmp_path, **FAST)
+    assert result.skipped == []
+    formats = ["openvino", "ncnn", "tflite"]
+    assert sorted((r.model, r.format) for r in result.rows) == sorted((m, f) for m in ("base", "pruned") for f in formats)
+    for row in result.rows:
+        assert row.latency.median_ms > 0 and row.file_mb > 0
+        assert row.speed_up is not None and row.speed_up > 0
+    pruned_rows = [r for r in result.rows if r.model == "pruned"]
+    assert all(r.file_mb < result.row("base", r.format).file_mb for r in pruned_rows)  # the exports are really smaller
+
+
 # --- argument errors (raised before anything is written) -------------------------------------------------------
 
 
