@@ -3,9 +3,9 @@
 Builds yolov8n from its yaml (seeded random weights: latency does not depend on the values), prunes it several ways
 (``--variants``; by default ratio 0.3 and speed_up 2.0, each with round_to 8 and 16), then runs
 ``yolo_prune.bench.benchmark`` on ONNX Runtime, OpenVINO, NCNN, LiteRT and PyTorch with the same thread count, every
-model timed round-robin after warm-up. ``--profile`` also profiles the ONNX Runtime sessions per operator type (where
-a runtime loses the GFLOPs promise: fixed-cost ops, layout reorders); ``--openvino-precision`` times OpenVINO with f32
-and bf16 forced. Writes ``benchmarks/results/<name>_raw.md``, ``<name>.json`` and ``<name>_<threads>t.png``.
+model timed round-robin after warm-up. ``--profile`` also profiles the ONNX Runtime sessions per operator type and
+per model part (where a runtime loses the GFLOPs promise: width-independent head ops, layout reorders);
+``--openvino-precision`` times OpenVINO with f32 and bf16 forced. Writes ``benchmarks/results/<name>_raw.md``, ``<name>.json`` and ``<name>_<threads>t.png``.
 
 Run from the repository root (about 8 minutes on 2 cores for one thread count, 14 for ``--threads 1,2``):
 
@@ -22,6 +22,7 @@ import argparse
 import collections
 import json
 import os
+import re
 import shlex
 import shutil
 import sys
@@ -70,7 +71,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", default=str(RESULTS_DIR))
     p.add_argument("--name", default="latency", help="stem of the written files (<name>_raw.md, <name>.json)")
     p.add_argument("--variants", default=DEFAULT_VARIANTS, help="pruned variants: r<ratio>|su<speed_up>-rt<round_to>")
-    p.add_argument("--profile", action="store_true", help="also profile ONNX Runtime per operator type")
+    p.add_argument("--profile", action="store_true", help="also profile ONNX Runtime per operator type and model part")
     p.add_argument("--openvino-precision", action="store_true", help="also time OpenVINO with f32 and bf16 forced")
     return p.parse_args(argv)
 
@@ -98,8 +99,8 @@ def make_models(model: str, imgsz: int, folder: Path, variants: list[str]) -> tu
     return base, pruned
 
 
-def profile_onnx(result: BenchResult, threads: int, imgsz: int) -> dict[str, dict[str, float]]:
-    """Mean ms per ONNX Runtime operator type for every model's ONNX export.
+def profile_onnx(result: BenchResult, threads: int, imgsz: int) -> dict[str, dict[str, dict[str, float]]]:
+    """Mean ms per ONNX Runtime operator type (``"op"``) and per model part (``"part"``) for every model's ONNX export.
 
     Same session options as the timing; the sessions run round-robin, like the timing, so load from other processes
     spreads over all models alike.
@@ -120,15 +121,33 @@ def profile_onnx(result: BenchResult, threads: int, imgsz: int) -> dict[str, dic
     for _ in range(PROFILE_RUNS):
         for session in sessions.values():
             session.run(None, {session.get_inputs()[0].name: x})
-    profiles = {}
+    profiles: dict[str, dict[str, dict[str, float]]] = {"op": {}, "part": {}}
     for label, session in sessions.items():
         events = json.loads(Path(session.end_profiling()).read_text())
+        nodes = [e for e in events if e.get("cat") == "Node" and e["name"].endswith("_kernel_time")]
+        head = max(int(m.group(1)) for e in nodes if (m := re.search(r"/model\.(\d+)/", e["name"])))
         per_op: dict[str, float] = collections.Counter()
-        for e in events:
-            if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
-                per_op[e["args"]["op_name"]] += e["dur"] / 1e3 / PROFILE_RUNS
-        profiles[label] = dict(per_op)
+        per_part: dict[str, float] = collections.Counter()
+        for e in nodes:
+            per_op[e["args"]["op_name"]] += e["dur"] / 1e3 / PROFILE_RUNS
+            per_part[model_part(e["name"], e["args"]["op_name"], head)] += e["dur"] / 1e3 / PROFILE_RUNS
+        profiles["op"][label], profiles["part"][label] = dict(per_op), dict(per_part)
     return profiles
+
+
+def model_part(node: str, op: str, head: int) -> str:
+    """Which part of yolov8n an ONNX Runtime node belongs to, by whether pruning can shrink it."""
+    if op.startswith("Reorder"):
+        return "NCHWc layout reorders (between blocked and plain layouts)"
+    if f"/model.{head}/" not in node:
+        return "backbone + neck (pruned)"
+    if "/dfl/" in node:
+        return "Detect DFL softmax + conv (width-independent)"
+    if re.search(r"/(one2one_)?cv2\.", node):
+        return "Detect box branch (hidden width fixed at max(16, c/4, 4*reg_max))"
+    if re.search(r"/(one2one_)?cv3\.", node):
+        return "Detect cls branch (pruned)"
+    return "Detect decode (width-independent)"
 
 
 def openvino_precisions(result: BenchResult, threads: int, runs: int, time_limit: float) -> dict[str, dict[str, float]]:
@@ -161,13 +180,13 @@ def precision_table(medians: dict[str, dict[str, float]], threads: int) -> list[
     return [*lines, ""]
 
 
-def profile_table(profiles: dict[str, dict[str, float]]) -> list[str]:
-    """Markdown table: ms per operator type (rows) for each model (columns), plus each op's share of the base."""
+def profile_table(profiles: dict[str, dict[str, float]], row: str = "op") -> list[str]:
+    """Markdown table: ms per row (operator type or model part) for each model (columns), plus the base's share."""
     labels = list(profiles)
     base = profiles[labels[0]]
     total = sum(base.values())
     ops = sorted(set().union(*profiles.values()), key=lambda op: -base.get(op, 0.0))
-    lines = ["| op | " + " | ".join(labels) + " | base share |", "|---" * (len(labels) + 2) + "|"]
+    lines = [f"| {row} | " + " | ".join(labels) + " | base share |", "|---" * (len(labels) + 2) + "|"]
     for op in ops:
         cells = [f"{profiles[label].get(op, 0.0):.2f}" for label in labels]
         lines.append(f"| {op} | " + " | ".join(cells) + f" | {base.get(op, 0.0) / total:.0%} |")
@@ -241,14 +260,14 @@ def write_markdown(
     if precisions:
         lines += precision_table(precisions, first.config["threads"])
     if profiles:
-        lines += [
-            (
-                f"### ONNX Runtime profile (ms per run by operator type, {PROFILE_RUNS} interleaved runs, "
-                f"{first.config['threads']} thread{'s' if first.config['threads'] > 1 else ''})"
-            ),
-            "",
-            *profile_table(profiles),
-        ]
+        threads = f"{first.config['threads']} thread{'s' if first.config['threads'] > 1 else ''}"
+        for key, title in (("part", "model part"), ("op", "operator type")):
+            lines += [
+                f"### ONNX Runtime profile (ms per run by {title}, {PROFILE_RUNS} interleaved runs, {threads})",
+                "",
+                *profile_table(profiles[key], title.split()[-1]),
+                "",
+            ]
     return "\n".join(lines) + "\n"
 
 
