@@ -13,6 +13,7 @@ def test_quick_demo_writes_report(tmp_path):
     run = tmp_path / "demo"
     report = (run / "report.md").read_text()
     assert "| base |" in report and "| pruned + fine-tune |" in report and "onnx" in report
+    assert "| GFLOPs @" in report  # the image size the GFLOPs are counted at
     assert (run / "accuracy.png").stat().st_size > 0 and (run / "bench" / "bench.png").stat().st_size > 0
     scores = json.loads((run / "demo.json").read_text())["scores"]
     assert scores["pruned + fine-tune"]["gflops"] < 0.7 * scores["base"]["gflops"]

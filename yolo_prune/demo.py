@@ -136,7 +136,7 @@ def _write_report(run_dir: Path, config: DemoConfig, scores: dict[str, Scores], 
         f"YOLOv8n base trained {config.base_epochs} epochs, pruned with ratio {config.ratio}, fine-tuned "
         f"{config.finetune_epochs} epochs with the stock trainer.",
         "",
-        "| model | params | GFLOPs | mAP50-95 | mAP50-95 vs base |",
+        f"| model | params | GFLOPs @{config.imgsz} px | mAP50-95 | mAP50-95 vs base |",
         "|---|---|---|---|---|",
     ]
     for label, s in scores.items():
@@ -150,16 +150,16 @@ def _write_report(run_dir: Path, config: DemoConfig, scores: dict[str, Scores], 
     report.write_text("\n".join(lines) + "\n")
     summary = {"config": asdict(config), "scores": {k: asdict(v) for k, v in scores.items()}}
     (run_dir / "demo.json").write_text(json.dumps(summary, indent=2))
-    _plot_accuracy(run_dir / "accuracy.png", scores)
+    _plot_accuracy(run_dir / "accuracy.png", scores, config.imgsz)
     LOGGER.info(f"{PREFIX}report written to {report}")
     return report
 
 
-def _plot_accuracy(path: Path, scores: dict[str, Scores]) -> None:
+def _plot_accuracy(path: Path, scores: dict[str, Scores], imgsz: int) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     for label, s in scores.items():
         ax.scatter(s.gflops, s.map50_95, s=60, label=label)
-    ax.set_xlabel("GFLOPs")
+    ax.set_xlabel(f"GFLOPs at {imgsz} px")
     ax.set_ylabel("mAP50-95")
     ax.set_title("Accuracy vs compute")
     ax.grid(alpha=0.3)
