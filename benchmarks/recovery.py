@@ -7,23 +7,24 @@ seed, never seen by training or checkpoint selection), through stock ``YOLO(...)
 Stages (each result is cached under ``benchmarks/cache/recovery/<model>/``; delete it to recompute):
 
 * ``base``      train ``<model>.yaml`` (nc=3) for ``--base-epochs`` epochs;
-* ``finetune``  ``prune_yolo(base, ratio=0.3, data=<data>)`` (``--calibrate``, the default: BatchNorm statistics
-                re-estimated on 64 training images) then stock fine-tune for ``--ft-epochs`` (<= 10% of the base's);
-                ``--no-calibrate`` runs the earlier path without ``data=`` (cached separately, as ``finetune.json``;
-                the calibrated result is ``finetune_bncal.json``);
+* ``finetune``  ``prune_yolo(base, ratio=0.3)`` (the defaults) then stock fine-tune for ``--ft-epochs`` (<= 10% of the
+                base's); with ``--calibrate`` the prune also re-estimates BatchNorm statistics (cached as
+                ``finetune_bncal``);
+* ``control``   the unpruned base through the same fine-tune: what the extra training alone does;
 * ``distill``   the same pruned model and epochs, with ``distill_model=<base>`` (Ultralytics' DistillationModel);
-* ``taylor``    ``prune_yolo(base, ratio=0.3, importance="taylor", data=<data>)`` then the same plain fine-tune;
-* ``recipes``   fine-tune recipe variants (same epochs) on the calibrated ratio-0.3 model, *selected on the val split*;
-                only the selected one is then scored on the held-out split;
 * ``iterative`` ``iterative_prune(base, speed_up=2.0, steps=--iter-steps)`` with ``--iter-epochs`` per step;
+* ``seeds``     ``finetune`` and ``control`` again with the training seeds ``--extra-seeds``;
+* ``longer``    the ``finetune`` prune fine-tuned for twice ``--ft-epochs``;
+* ``recipes``   one-shot variants (prune options, fine-tune overrides: ``RECIPE_VARIANTS``) compared on the val split;
+                only the selected one is scored on the held-out split;
+* ``taylor``, ``ratio_steps``: ratio 0.3 with Taylor importance / reached in one-epoch iterative steps;
 * ``report``    write ``benchmarks/results/recovery.md`` and ``.json`` from the cached stage results.
 
-Run from the repository root (the CPU is shared, so run it in the background and poll the log):
+Run from the repository root (about 35 minutes per model on 2 CPU cores):
 
     YOLO_OFFLINE=1 .venv/bin/python benchmarks/recovery.py --model yolov8n \\
-        --stages base,finetune,distill,taylor,recipes,iterative,report          # BN-recalibrated prunes (default)
-    YOLO_OFFLINE=1 .venv/bin/python benchmarks/recovery.py --model yolov8n --no-calibrate \\
-        --stages finetune,distill                                              # the earlier, uncalibrated prunes
+        --stages base,finetune,control,distill,iterative,seeds,recipes,longer
+    YOLO_OFFLINE=1 .venv/bin/python benchmarks/recovery.py --report-models yolov8n,yolo11n --stages report
 """
 
 from __future__ import annotations
@@ -48,60 +49,48 @@ RESULTS = ROOT / "benchmarks" / "results"
 DATA = {"n_train": 600, "n_val": 150, "imgsz": 128, "seed": 0}
 HELDOUT = {"n_train": 1, "n_val": 300, "imgsz": 128, "seed": 1}  # its val split is our test split
 IMGSZ = 128
-COMMON = {"imgsz": IMGSZ, "batch": 32, "workers": 2, "device": "cpu", "seed": 0, "deterministic": True}
+# Base and fine-tune make an optimizer step every batch of 8 (nbs=batch: Ultralytics would otherwise accumulate
+# gradients to 64 images per step), so a fine-tune of 10% of the base's epochs is also 10% of its optimizer steps.
+COMMON = {"imgsz": IMGSZ, "batch": 8, "nbs": 8, "workers": 2, "device": "cpu", "seed": 0, "deterministic": True}
 BASE_RECIPE = {**COMMON, "optimizer": "auto", "close_mosaic": 5, "plots": False}
+# Fine-tune: AdamW at about the base's learning rate (auto picks AdamW lr 0.00143 for nc=3), no warm-up, mosaic off
+# throughout (close_mosaic >= epochs). batch 8 / nbs 8 beat batch 16-32 with nbs 64 on the val split of an earlier,
+# shorter-trained base (see NOTES).
 FT_RECIPE = {**COMMON, "optimizer": "AdamW", "lr0": 0.001, "lrf": 0.1, "warmup_epochs": 0, "close_mosaic": 10,
              "plots": False}  # fmt: skip
 NOTES = [
-    "- The base is trained from scratch (no pretrained weights offline) for 30 epochs (~20 min on the shared CPU); "
-    "it had not converged (val mAP50-95 still rising in the last epochs). The control row shows that three more "
-    "epochs with the fine-tune recipe move even the unpruned model (0.970x), so the ratios carry that noise.",
-    "- One-shot ratio 0.3 (l2, uniform: GFLOPs x0.58) collapses this from-scratch model to mAP50-95 ~0.02 before "
-    "fine-tuning; l1/bn/lamp gave 0.003-0.027 on the val split and global_pruning 0.0-0.004, so no magnitude "
-    "criterion avoids it (earlier run; importance='taylor' then raised inside torch-pruning, now fixed).",
-    "- BN recalibration (`data=`) lifts the pruned model before fine-tuning from 0.017 to 0.157 held-out (val "
-    "0.026 -> 0.161); taylor + recalibration reaches 0.183 (val 0.172).",
-    "- After the 3-epoch fine-tune the BN-recalibrated prune scores *lower* than the uncalibrated one (0.503 vs "
-    "0.549 held-out, val 0.473 vs 0.524) although the fine-tuned weights are identical (same seed, identical "
-    "training losses: BatchNorm runs on batch statistics while training, so the starting running statistics only "
-    "reach evaluation). The difference is the running statistics: at Ultralytics' BN momentum 0.03, 0.97^57 = 18% "
-    "of the starting statistics survive three epochs of 19 batches, and statistics taken on *un-augmented* images "
-    "do not suit this model: re-estimating the trained, unpruned base on 64 (or 600) un-augmented training images "
-    "drops its val mAP50-95 from 0.625 to 0.42 (to 0.52 even on the val images themselves), whereas re-estimating "
-    "on augmented train-mode batches (mosaic off) keeps 0.626, gives the uncalibrated prune 0.177 (vs 0.161) and "
-    "the uncalibrated fine-tuned model 0.547 (vs 0.524; 0.447 with un-augmented images). So "
-    "`calibration_batches` (val-mode loader) is a weak choice for `recalibrate_batchnorm`; augmented training "
-    "batches would be better (not changed here: outside this benchmark).",
-    "- Earlier fine-tune recipes for the one-shot model, 3 epochs, val split (base 0.625, 0.98x = 0.613): the "
-    "recipe above 0.524, AdamW lr0=0.002 batch 16 0.552, SGD lr0=0.01 batch 16 0.551, AdamW lr0=0.001 batch 8 "
-    "0.548. Those changed the batch but not `nbs` (64): Ultralytics accumulates gradients to 64 images per "
-    "optimizer step, so all of them made only ~28 optimizer steps in 3 epochs. With `nbs=batch` (recipes stage) "
-    "batch 16 makes 4x and batch 8 8x as many steps: val 0.584 / 0.624 on the taylor prune, against 0.495 for the "
-    "default recipe; re-estimating BN statistics afterwards (augmented batches) adds 0.02-0.05 more (0.641 for the "
-    "selected `b8_nbs8+bn`). The held-out 0.667 (1.005x) of the selected variant was measured once, after selection.",
-    "- Caveat for the 0.98x target: the base was not converged and no control was run with the selected recipe "
-    "(the control row uses the default recipe), so part of the one-shot recovery may be extra training any model "
-    "would get; the selected recipe's BN re-estimation is done by this benchmark (`bn_recalibrated`), not by "
-    "yolo-prune. 'default' in the recipe table reuses the `taylor` stage's run (its wall time includes the prune).",
-    "- Iterative pruning in steps of 3 epochs reaches GFLOPs x0.50 at 0.98x base with 6 fine-tune epochs in all; "
-    "1-epoch steps are too short with this recipe (the 'ratio 0.3 in 1-epoch steps' row stopped at step 2).",
-    "- Distillation (Ultralytics' DistillationModel, dis=6.0, fresh projectors) recovered less than plain "
-    "fine-tuning in 3 epochs here (uncalibrated 0.510 vs 0.549; BN recalibrated 0.503 vs 0.503).",
-    "- YOLO11n was not run: its base training (~15-20 min here) plus the stages did not fit the ~60 min compute "
-    "budget of this run; `--model yolo11n` runs the same stages.",
+    "- The bases are trained here from their yaml (no pretrained weights offline), 50 epochs with the recipe above. "
+    "One-shot ratio 0.3 (l2, uniform, every layer including the Detect cls branch) collapses a trained model to "
+    "near-zero mAP before fine-tuning; the fine-tune has to re-learn, so the budget in optimizer steps decides it.",
+    "- An earlier run used a base trained 30 epochs at batch 32 (nbs 64: ~285 optimizer steps, held-out 0.664, not "
+    "converged). Fine-tuning that one 3 epochs at batch 32 kept 0.83x; stepping every batch of 8 (nbs=8) kept 1.00x, "
+    "but that fine-tune then made ~80% as many optimizer steps as the whole base training, and the control moved "
+    "too, so it flattered pruning. This run gives base and fine-tune the same step density, so 10% of the epochs "
+    "is 10% of the steps.",
+    "- BatchNorm re-estimation after pruning (`calibrate_bn=True`) lifts the model *before* fine-tuning (earlier "
+    "base: 0.017 -> 0.157), but 5 epochs of training replace the running statistics anyway (Ultralytics' BN "
+    "momentum 0.03 over 375 steps), so the fine-tuned result is the same (the `calibrate_bn` variant below).",
+    "- Distillation (Ultralytics' DistillationModel, default dis=6.0, fresh projectors) did not beat plain "
+    "fine-tuning at equal epochs in any run here (earlier base: 0.767x vs 0.827x).",
+    "- What would close the one-shot gap is more fine-tuning than 10% of the base's epochs, or the iterative "
+    "schedule (prune a little, fine-tune, repeat), which keeps more at a *larger* compression.",
 ]
-STAGES = ("base", "finetune", "distill", "taylor", "recipes", "iterative", "ratio_steps", "control", "report")
+STAGES = ("base", "finetune", "distill", "taylor", "recipes", "iterative", "ratio_steps", "control", "seeds", "longer",
+          "report")  # fmt: skip
 CALIBRATED = ("finetune", "distill")  # stages whose prune follows --calibrate (cached as <stage>_bncal when on)
-CACHED = ("base", "finetune", "finetune_bncal", "distill", "distill_bncal", "taylor", "recipes", "iterative",
-          "ratio_steps", "control")  # fmt: skip
-# Fine-tune recipe variants for the ``recipes`` stage: overrides of FT_RECIPE, same epochs. Ultralytics accumulates
-# gradients up to nbs=64 images per optimizer step, so with batch 32 three epochs of 600 images are only ~28 steps
-# whatever the batch; setting nbs=batch makes every batch a step (4x / 8x more updates at batch 16 / 8).
+CACHED = ("base", "finetune", "finetune_bncal", "distill", "distill_bncal", "taylor", "recipes", "iterative", "seeds",
+          "longer", "ratio_steps", "control")  # fmt: skip
+# Variants the ``recipes`` stage tries for the one-shot ratio-0.3 model, same epochs: (prune_yolo options, overrides of
+# FT_RECIPE). They are compared on the val split only; the held-out split scores the selected one once.
 RECIPE_VARIANTS = {
-    "default": {},
-    "b16_nbs16": {"batch": 16, "nbs": 16},
-    "b8_nbs8": {"batch": 8, "nbs": 8},
-    "b16_nbs16_lr2e-3": {"batch": 16, "nbs": 16, "lr0": 0.002},
+    "default": ({}, {}),
+    "lr2.5e-4": ({}, {"lr0": 0.00025}),
+    "lr5e-4": ({}, {"lr0": 0.0005}),
+    "lr2e-3": ({}, {"lr0": 0.002}),
+    "lr4e-3": ({}, {"lr0": 0.004}),
+    "mosaic3": ({}, {"close_mosaic": 2}),
+    "calibrate_bn": ({"calibrate": True}, {}),
+    "taylor": ({"importance": "taylor"}, {}),
 }
 
 
@@ -196,89 +185,35 @@ def stage_taylor(model: str, data: Path, out: Path, args: argparse.Namespace) ->
     return stage_finetune(model, data, out, args, importance="taylor", name="taylor")
 
 
-def augmented_batches(data: Path, images: int = 600, batch: int = 32) -> list[dict]:
-    """Training batches as the fine-tune sees them (train-mode augmentation, mosaic off as after close_mosaic)."""
-    from ultralytics.cfg import get_cfg
-    from ultralytics.data import build_dataloader, build_yolo_dataset
-    from ultralytics.data.utils import check_det_dataset
-
-    torch.manual_seed(0)
-    info = check_det_dataset(str(data))
-    cfg = get_cfg(overrides={"imgsz": IMGSZ, "task": "detect", "mosaic": 0.0})
-    dataset = build_yolo_dataset(cfg, info["train"], batch, info, mode="train", rect=False)
-    batches = []
-    for b in build_dataloader(dataset, batch, workers=0, shuffle=True):
-        batches.append({**b, "img": b["img"].float() / 255})
-        if len(batches) * batch >= images:
-            break
-    return batches
-
-
-def bn_recalibrated(weights: Path, data: Path, dest: Path) -> Path:
-    """Copy of a fine-tuned checkpoint with BatchNorm statistics re-estimated on augmented training batches.
-
-    Three epochs at Ultralytics' BN momentum (0.03) leave running statistics that lag the final weights; this
-    re-estimates them (no gradient step). Augmented batches matter: the trained base keeps 0.625 val mAP50-95 with
-    statistics from augmented batches but drops to ~0.42 with un-augmented ones.
-    """
-    from yolo_prune.calibration import recalibrate_batchnorm
-
-    ckpt = torch.load(weights, map_location="cpu", weights_only=False)
-    model = ckpt["model"].float()
-    recalibrate_batchnorm(model, augmented_batches(data))
-    ckpt["model"] = model.half()
-    torch.save(ckpt, dest)
-    return dest
-
-
 def stage_recipes(model: str, data: Path, out: Path, args: argparse.Namespace) -> dict:
-    """Fine-tune recipe variants (``--ft-epochs`` each) on the calibrated ratio-0.3 prune, chosen on the val split.
+    """One-shot ratio 0.3: prune options and fine-tune overrides (``RECIPE_VARIANTS``) chosen on the val split.
 
     Every variant is scored on the val split only (the split the trainer also uses for best.pt); the held-out test
     split is evaluated once, for the selected variant, so the reported number is not selected on test.
     """
     base = Path(load_stage(out, "base")["weights"])
-    importance = args.recipe_importance
-    pruned = pruned_checkpoint(base, out, data, True, importance)
     runs = out / "recipes"
     runs.mkdir(parents=True, exist_ok=True)
     variants = {}
-    for name, overrides in RECIPE_VARIANTS.items():
-        cache = runs / f"{importance}-{name}.json"
-        same = out / ("finetune_bncal.json" if importance == "l2" else "taylor.json")
-        if not cache.exists() and not overrides and same.exists():  # the default recipe is that stage's run
-            done = json.loads(same.read_text())
-            cache.write_text(json.dumps({"weights": done["weights"], "overrides": {}, "recipe": done["recipe"],
+    for name, (prune, overrides) in RECIPE_VARIANTS.items():
+        cache = runs / f"{name}.json"
+        if name == "default" and not cache.exists() and (out / "finetune.json").exists():  # that stage's very run
+            done = load_stage(out, "finetune")
+            cache.write_text(json.dumps({"weights": done["weights"], "prune": prune, "overrides": overrides,
                                          "val_map50_95": done["val_map50_95"], "wall_s": done["wall_s"]}, indent=2))
-        if cache.exists():
-            variants[name] = json.loads(cache.read_text())
-            continue
-        recipe = {**FT_RECIPE, **overrides}
-        start = time.perf_counter()
-        best = train(str(pruned), data, runs, f"{importance}-{name}", args.ft_epochs, recipe)
-        variants[name] = {"weights": str(best), "overrides": overrides, "recipe": recipe,
-                          "val_map50_95": evaluate(best, data, split="val")["map50_95"],
-                          "wall_s": round(time.perf_counter() - start, 1)}  # fmt: skip
-        cache.write_text(json.dumps(variants[name], indent=2))
-        print(f"[recovery] recipe {importance}-{name}: val mAP50-95 {variants[name]['val_map50_95']}", flush=True)
-    for name in list(variants):  # each variant also with BN statistics re-estimated after the fine-tune
-        cache = runs / f"{importance}-{name}+bn.json"
         if not cache.exists():
-            src = Path(variants[name]["weights"])
-            dest = bn_recalibrated(src, data, runs / f"{importance}-{name}+bn.pt")
-            cache.write_text(json.dumps({"weights": str(dest), "overrides": {**variants[name]["overrides"],
-                                         "post_bn_recalibration": True}, "recipe": variants[name]["recipe"],
-                                         "val_map50_95": evaluate(dest, data, split="val")["map50_95"],
-                                         "wall_s": variants[name]["wall_s"]}, indent=2))  # fmt: skip
-        variants[f"{name}+bn"] = json.loads(cache.read_text())
+            pruned = pruned_checkpoint(base, out, data, prune.get("calibrate", False), prune.get("importance", "l2"))
+            start = time.perf_counter()
+            best = train(str(pruned), data, runs, name, args.ft_epochs, {**FT_RECIPE, **overrides})
+            cache.write_text(json.dumps({"weights": str(best), "prune": prune, "overrides": overrides,
+                                         "val_map50_95": evaluate(best, data, split="val")["map50_95"],
+                                         "wall_s": round(time.perf_counter() - start, 1)}, indent=2))  # fmt: skip
+        variants[name] = json.loads(cache.read_text())
+        print(f"[recovery] recipe {name}: val mAP50-95 {variants[name]['val_map50_95']}", flush=True)
     chosen = max(variants, key=lambda k: variants[k]["val_map50_95"])
     pick = variants[chosen]
-    return {"weights": pick["weights"], "epochs": args.ft_epochs, "recipe": pick["recipe"], "selected": chosen,
-            "prune": prune_call(importance, True), "pruned_weights": str(pruned),
-            "variants": {k: {"overrides": v["overrides"], "val_map50_95": v["val_map50_95"], "wall_s": v["wall_s"]}
-                         for k, v in variants.items()},
-            "val_map50_95": pick["val_map50_95"], **evaluate(Path(pick["weights"]), data),
-            "wall_s_selected": pick["wall_s"]}  # fmt: skip
+    return {"weights": pick["weights"], "epochs": args.ft_epochs, "selected": chosen, "variants": variants,
+            "val_map50_95": pick["val_map50_95"], **evaluate(Path(pick["weights"]), data)}  # fmt: skip
 
 
 def stage_control(model: str, data: Path, out: Path, args: argparse.Namespace) -> dict:
@@ -286,6 +221,31 @@ def stage_control(model: str, data: Path, out: Path, args: argparse.Namespace) -
     base = Path(load_stage(out, "base")["weights"])
     best = train(str(base), data, out, "control", args.ft_epochs, FT_RECIPE)
     return {"weights": str(best), "epochs": args.ft_epochs, "recipe": FT_RECIPE, **evaluate(best, data)}
+
+
+def stage_seeds(model: str, data: Path, out: Path, args: argparse.Namespace) -> dict:
+    """Seed spread: the plain fine-tune of the ratio-0.3 prune and the control again with ``--extra-seeds``.
+
+    Seed 0 is the ``finetune`` / ``control`` stage itself; the same pruned checkpoint and recipe, only the training
+    seed (data order, augmentation) changes.
+    """
+    base = Path(load_stage(out, "base")["weights"])
+    pruned = pruned_checkpoint(base, out, data, calibrate=False)
+    runs = {"finetune": [load_stage(out, "finetune")["map50_95"]], "control": [load_stage(out, "control")["map50_95"]]}
+    for seed in args.extra_seeds:
+        for key, weights in (("finetune", pruned), ("control", base)):
+            best = train(str(weights), data, out / "seeds", f"{key}-seed{seed}", args.ft_epochs,
+                         {**FT_RECIPE, "seed": seed})  # fmt: skip
+            runs[key].append(evaluate(best, data)["map50_95"])
+    return {"seeds": [0, *args.extra_seeds], "epochs": args.ft_epochs, "recipe": FT_RECIPE, **runs}
+
+
+def stage_longer(model: str, data: Path, out: Path, args: argparse.Namespace) -> dict:
+    """The one-shot ratio-0.3 model fine-tuned twice as long (20% of the base's epochs): what the budget buys."""
+    base = Path(load_stage(out, "base")["weights"])
+    pruned = pruned_checkpoint(base, out, data, calibrate=False)
+    best = train(str(pruned), data, out, "longer", 2 * args.ft_epochs, FT_RECIPE)
+    return {"weights": str(best), "epochs": 2 * args.ft_epochs, "recipe": FT_RECIPE, **evaluate(best, data)}
 
 
 def stage_distill(model: str, data: Path, out: Path, args: argparse.Namespace) -> dict:
@@ -373,30 +333,26 @@ def markdown(payload: dict, args: argparse.Namespace) -> str:
     lines = [
         "# Recovery benchmark: fine-tune, distillation and iterative pruning on synthetic shapes",
         "",
-        f"- Machine: {payload['machine']}. CPU only, shared with other jobs (wall times are indicative).",
+        f"- Machine: {payload['machine']}. CPU only (wall times are indicative).",
         f"- Data: `make_synthetic_dataset(n_train={DATA['n_train']}, n_val={DATA['n_val']}, imgsz={DATA['imgsz']}, "
         f"seed={DATA['seed']})` for training and checkpoint selection; every mAP below is on a held-out split of "
         f"{HELDOUT['n_val']} images drawn with seed {HELDOUT['seed']} (never seen in training or selection), via "
         "stock `YOLO(w).val(split='test')`.",
-        f"- Base recipe: `YOLO('<model>.yaml').train(data, epochs=<base>, {fmt(BASE_RECIPE)})` (nc=3 from the data).",
-        f"- Fine-tune recipe (plain, distill and every iterative step): `YOLO(pruned).train(data, epochs=<ft>, "
+        f"- Base: `YOLO('<model>.yaml').train(data, epochs=<base>, {fmt(BASE_RECIPE)})` (nc=3 from the data).",
+        f"- Fine-tune (plain, distillation, control and every iterative step): `YOLO(pruned).train(data, epochs=<ft>, "
         f"{fmt(FT_RECIPE)})`; distillation adds `distill_model=<base best.pt>` (Ultralytics' DistillationModel, "
-        "default `dis=6.0`).",
-        "- Pruning: `prune_yolo(base, ratio=0.3, imgsz=128)` (l2, uniform) for the uncalibrated rows; "
-        "`prune_yolo(base, ratio=0.3, imgsz=128, data=<data>, calibrate_bn=True)` for the 'BN recalibrated' rows "
-        "(BatchNorm running statistics re-estimated on 64 training images, `yolo_prune.calibration.recalibrate_batchnorm`;"
-        " the rows in this table were measured when these images were un-augmented; they are augmented since); "
-        "`importance='taylor'` adds loss-gradient channel scores on the same images. Iterative: "
-        "`iterative_prune(base, data, speed_up=2.0, steps=..., epochs=..., max_map_drop=...)`, geometric GFLOPs "
-        "schedule, each step pruned from the previous step's best checkpoint (cached from the earlier run, before "
-        "`iterative_prune` passed `data=` on to `prune_yolo`: its steps were not BN-recalibrated).",
-        "- Recipe variants (`recipes` stage): the same 3-epoch fine-tune with the overrides listed below, each also "
-        "with BatchNorm statistics re-estimated after the fine-tune on 600 augmented training images (train-mode "
-        "pipeline, mosaic off; no gradient step). Selected on the val split only; the held-out split scores only "
-        "the selected one.",
-        "- Commands (stages are cached in `benchmarks/cache/recovery/<model>/`; all with `YOLO_OFFLINE=1`):",
+        "default `dis=6.0`). Base and fine-tune both step the optimizer every batch of 8 (`nbs=8`), so the "
+        "fine-tune's share of the base's epochs is also its share of optimizer steps.",
+        "- One-shot pruning: `prune_yolo(base, ratio=0.3, imgsz=128)` — the defaults (l2, uniform, round_to 8, no "
+        "data). Iterative: `iterative_prune(base, data, speed_up=2.0, steps=<n>, epochs=<per step>, "
+        "max_map_drop=<d>)` with the fine-tune recipe, geometric GFLOPs schedule, each step pruned from the previous "
+        "step's best checkpoint.",
+        "- Seeds: the one-shot fine-tune and the control are repeated with other training seeds (same pruned "
+        "checkpoint, same recipe; data order and augmentation change).",
+        "- Command (stages cached in `benchmarks/cache/recovery/<model>/`, `YOLO_OFFLINE=1`):",
         "",
-        *[f"      .venv/bin/python benchmarks/recovery.py --model yolov8n {c}" for c in commands(args)],
+        *[f"      .venv/bin/python benchmarks/recovery.py --model {m} {command(args)}" for m in payload["models"]],
+        f"      .venv/bin/python benchmarks/recovery.py --report-models {','.join(payload['models'])} --stages report",
         "",
         "| Model | Variant | Epochs | GFLOPs@128 | GFLOPs@640 | Params (M) | mAP50-95 | × base | mAP50 | Wall (s) |",
         "|---|---|---|---|---|---|---|---|---|---|",
@@ -423,15 +379,11 @@ def markdown(payload: dict, args: argparse.Namespace) -> str:
     return "\n".join(lines) + "\n"
 
 
-def commands(args: argparse.Namespace) -> list[str]:
-    common = (f"--base-epochs {args.base_epochs} --ft-epochs {args.ft_epochs} --iter-steps {args.iter_steps} "
-              f"--iter-epochs {args.iter_epochs} --max-map-drop {args.max_map_drop}")  # fmt: skip
-    return [
-        f"{common} --no-calibrate --stages base,finetune,distill,iterative,ratio_steps,control  # earlier run",
-        f"{common} --stages finetune,distill,taylor  # BN recalibrated (--calibrate is the default)",
-        f"{common} --stages recipes --recipe-importance {args.recipe_importance}",
-        f"{common} --recipe-importance {args.recipe_importance} --stages report",
-    ]
+def command(args: argparse.Namespace) -> str:
+    return (f"--base-epochs {args.base_epochs} --ft-epochs {args.ft_epochs} --iter-steps {args.iter_steps} "
+            f"--iter-epochs {args.iter_epochs} --max-map-drop {args.max_map_drop} --extra-seeds "
+            f"{','.join(map(str, args.extra_seeds))} "
+            "--stages base,finetune,control,distill,iterative,seeds,recipes,longer")
 
 
 def fmt(recipe: dict) -> str:
@@ -450,13 +402,13 @@ def table_rows(model: str, stages: dict) -> list[str]:
             variants.append((key, label, {**stages[key]["pruned"], "epochs": 0, "wall_s": "—"}))
     recipe = ""
     if "recipes" in stages:
-        imp = " taylor" if "taylor" in stages["recipes"]["prune"] else ""
-        recipe = f"ratio 0.3{imp} (BN recalibrated) + recipe `{stages['recipes']['selected']}` (selected on val)"
+        recipe = f"ratio 0.3, variant `{stages['recipes']['selected']}` (selected on val) + fine-tune"
     labels = {"control": "control: unpruned + same fine-tune", "finetune": "ratio 0.3 + plain fine-tune",
               "distill": "ratio 0.3 + distillation",
               "finetune_bncal": "ratio 0.3 (BN recalibrated) + plain fine-tune",
               "distill_bncal": "ratio 0.3 (BN recalibrated) + distillation",
               "taylor": "ratio 0.3 taylor (BN recalibrated) + plain fine-tune", "recipes": recipe,
+              "longer": "ratio 0.3 + plain fine-tune, twice as long",
               "ratio_steps": "ratio 0.3 in 1-epoch steps (kept step)",
               "iterative": "iterative speed_up=2.0 (kept step)"}  # fmt: skip
     variants += [(key, label, stages.get(key)) for key, label in labels.items()]
@@ -478,10 +430,10 @@ def target_lines(model: str, stages: dict) -> list[str]:
     if "base" not in stages:
         return []
     base, lines = stages["base"], []
-    checks = (("finetune", 0.98, "ratio 0.3 one-shot + fine-tune (<= 10% of base epochs)"),
+    checks = (("finetune", 0.98, "ratio 0.3 one-shot + fine-tune, seed 0 (<= 10% of base epochs)"),
               ("finetune_bncal", 0.98, "ratio 0.3 one-shot, BN recalibrated, + fine-tune"),
               ("taylor", 0.98, "ratio 0.3 one-shot taylor, BN recalibrated, + fine-tune"),
-              ("recipes", 0.98, "ratio 0.3 one-shot (recipes-stage prune, BN recalibrated) + val-selected recipe"),
+              ("recipes", 0.98, "ratio 0.3 one-shot, val-selected variant + fine-tune"),
               ("ratio_steps", 0.98, "ratio 0.3 in 1-epoch prune/fine-tune steps (same total epochs)"),
               ("iterative", 0.95, "iterative to speed_up=2.0"))  # fmt: skip
     for key, need, label in checks:
@@ -501,6 +453,7 @@ def target_lines(model: str, stages: dict) -> list[str]:
                 extra = f", GFLOPs x{base['gflops'] / stages[key]['gflops']:.2f} fewer"
             lines.append(f"- {model} {label}: {got:.3f}x base (need >= {need}){extra}: "
                          f"**{'met' if got >= need else 'NOT met'}**")  # fmt: skip
+    lines += seed_lines(model, stages)
     for ft, dist, tag in (("finetune", "distill", ""), ("finetune_bncal", "distill_bncal", " (BN recalibrated)")):
         if ft in stages and dist in stages:
             d, f = stages[dist]["map50_95"], stages[ft]["map50_95"]
@@ -509,15 +462,32 @@ def target_lines(model: str, stages: dict) -> list[str]:
     return lines
 
 
+def seed_lines(model: str, stages: dict) -> list[str]:
+    """The one-shot fine-tune and the control over every training seed: mean, range, and the 0.98x check."""
+    if "seeds" not in stages:
+        return []
+    runs, base, lines = stages["seeds"], stages["base"]["map50_95"], []
+    for key, label in (("finetune", "ratio 0.3 one-shot + fine-tune"), ("control", "control (unpruned + fine-tune)")):
+        values = runs[key]
+        mean = sum(values) / len(values)
+        verdict = f": **{'met' if mean / base >= 0.98 else 'NOT met'}** (mean >= 0.98x)" if key == "finetune" else ""
+        lines.append(f"- {model} {label}, seeds {runs['seeds']}: {', '.join(f'{v:.4f}' for v in values)}; mean "
+                     f"{mean:.4f} = {mean / base:.3f}x base (range {min(values) / base:.3f}-{max(values) / base:.3f}x)"
+                     f"{verdict}")  # fmt: skip
+    return lines
+
+
 def recipe_lines(model: str, stages: dict) -> list[str]:
     if "recipes" not in stages:
         return []
     r = stages["recipes"]
-    lines = ["", f"## Fine-tune recipe variants ({model}, `{r['prune']}`, {r['epochs']} epochs, val split)", "",
-             "| variant | overrides of the fine-tune recipe | val mAP50-95 | wall (s) |", "|---|---|---|---|"]
+    lines = ["", f"## One-shot variants ({model}, ratio 0.3, {r['epochs']} epochs, compared on the val split)", "",
+             "| variant | prune_yolo options | fine-tune overrides | val mAP50-95 | wall (s) |",
+             "|---|---|---|---|---|"]
     for name, v in r["variants"].items():
         mark = " **(selected)**" if name == r["selected"] else ""
-        lines.append(f"| {name}{mark} | {fmt(v['overrides']) or '—'} | {v['val_map50_95']:.4f} | {v['wall_s']} |")
+        lines.append(f"| {name}{mark} | {fmt(v['prune']) or '—'} | {fmt(v['overrides']) or '—'} | "
+                     f"{v['val_map50_95']:.4f} | {v['wall_s']} |")  # fmt: skip
     lines += ["", f"Held-out mAP50-95 of the selected variant only: {r['map50_95']:.4f} (val {r['val_map50_95']:.4f})."]
     return lines
 
@@ -526,17 +496,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="yolov8n")
     parser.add_argument("--stages", default=",".join(STAGES))
-    parser.add_argument("--base-epochs", type=int, default=30)
-    parser.add_argument("--ft-epochs", type=int, default=3)
+    parser.add_argument("--base-epochs", type=int, default=50)
+    parser.add_argument("--ft-epochs", type=int, default=5)
     parser.add_argument("--iter-steps", type=int, default=2)
-    parser.add_argument("--iter-epochs", type=int, default=3)
+    parser.add_argument("--iter-epochs", type=int, default=5)
     parser.add_argument("--max-map-drop", type=float, default=0.05)
+    parser.add_argument("--extra-seeds", type=lambda text: [int(x) for x in text.split(",")], default=[1, 2],
+                        help="training seeds the seeds stage adds to seed 0 (comma-separated)")
     parser.add_argument("--report-models", default="yolov8n,yolo11n")
-    parser.add_argument("--calibrate", action=argparse.BooleanOptionalAction, default=True,
-                        help="prune with data= (BatchNorm statistics re-estimated on 64 training images) in the "
-                             "finetune/distill stages; --no-calibrate reproduces the earlier, uncalibrated path")
-    parser.add_argument("--recipe-importance", default="l2", choices=("l2", "taylor"),
-                        help="which calibrated ratio-0.3 prune the recipes stage fine-tunes")
+    parser.add_argument("--calibrate", action=argparse.BooleanOptionalAction, default=False,
+                        help="prune with calibrate_bn=True (BatchNorm statistics re-estimated on 64 training images) "
+                             "in the finetune/distill stages, cached as <stage>_bncal")
     parser.add_argument("--force", action="store_true", help="recompute stages even if cached")
     args = parser.parse_args()
     data = dataset()
