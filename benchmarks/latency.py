@@ -5,9 +5,10 @@ Builds yolov8n from its yaml (seeded random weights: latency does not depend on 
 ``yolo_prune.bench.benchmark`` on ONNX Runtime, OpenVINO, NCNN, LiteRT and PyTorch with the same thread count, every
 model timed round-robin after warm-up. ``--profile`` also profiles the ONNX Runtime sessions per operator type and
 per model part (where a runtime loses the GFLOPs promise: width-independent head ops, layout reorders);
-``--openvino-precision`` times OpenVINO with f32 and bf16 forced. Writes ``benchmarks/results/<name>_raw.md``, ``<name>.json`` and ``<name>_<threads>t.png``.
+``--openvino-precision`` times OpenVINO with f32 and bf16 forced. Writes ``benchmarks/results/<name>_raw.md``,
+``<name>.json`` and ``<name>_<threads>t.png``.
 
-Run from the repository root (about 8 minutes on 2 cores for one thread count, 14 for ``--threads 1,2``):
+Run from the repository root (about 5 minutes on an idle 2-core machine for one thread count):
 
     YOLO_OFFLINE=1 .venv/bin/python benchmarks/latency.py --profile --openvino-precision
 
