@@ -5,9 +5,11 @@ from pathlib import Path
 
 import pytest
 from ultralytics import YOLO
+from ultralytics.utils.torch_utils import get_flops
 
 from conftest import FAMILIES, tiny_detector
 from yolo_prune import PruneError, prune_yolo
+from yolo_prune.core import PruneOptions, prune_detection_model
 from yolo_prune.sensitivity import (
     SensitivityResult,
     SensitivityRow,
@@ -57,6 +59,18 @@ def test_suggest_takes_the_largest_ratio_whose_smaller_ratios_all_pass():
     assert suggest_layer_ratios(result, 0.0) == {0: 0.2, 1: 0.2, 2: 0.2, 22: 0.0}  # 0.0 = untouched
     with pytest.raises(PruneError, match="target_drop"):
         suggest_layer_ratios(result, -0.1)
+
+
+def test_leave_tolerant_lists_only_the_groups_a_compute_target_must_spare():
+    result = SensitivityResult(0.5, 1.0, rows({"a": {0.2: 0.0, 0.4: 0.02}, "b": {0.2: 0.003, 0.4: 0.005}}), Path("."))
+    assert suggest_layer_ratios(result, 0.01, leave_tolerant=True) == {0: 0.2, 1: 0.2, 2: 0.2}  # b passed 0.4: left out
+    assert suggest_layer_ratios(result, 0.001, leave_tolerant=True) == {0: 0.2, 1: 0.2, 2: 0.2, 22: 0.0}
+    model = tiny_detector("yolov8n.yaml")
+    spared = {0: 0.0, 1: 0.0, 2: 0.0}
+    pruned = prune_detection_model(model, PruneOptions(gflops_fraction=1 / 1.5, layer_ratios=spared, imgsz=64))
+    assert get_flops(pruned, 64) / get_flops(model, 64) == pytest.approx(1 / 1.5, rel=0.03)
+    for i in spared:  # the listed layers keep their widths; the compute target took the saving elsewhere
+        assert [p.shape for p in pruned.model[i].parameters()] == [p.shape for p in model.model[i].parameters()]
 
 
 @pytest.mark.parametrize(

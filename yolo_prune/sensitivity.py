@@ -180,19 +180,26 @@ def sensitivity(
     return result
 
 
-def suggest_layer_ratios(result: SensitivityResult, target_drop: float) -> dict[int, float]:
+def suggest_layer_ratios(
+    result: SensitivityResult, target_drop: float, *, leave_tolerant: bool = False
+) -> dict[int, float]:
     """Per-layer ratios from a sensitivity run: each group gets the largest measured ratio it tolerates.
 
     A group tolerates ratio ``r`` when every measured ratio up to ``r`` cost at most ``target_drop`` mAP50-95;
     a group that tolerates none gets 0.0 (left untouched). Drops are measured one group at a time, so pruning all
     groups together costs roughly their sum: pick ``target_drop`` per group accordingly, then fine-tune.
 
+    With ``leave_tolerant=True`` the groups that tolerated every measured ratio are left out of the result, so a
+    compute target decides how far they go: ``prune_yolo(model, speed_up=..., layer_ratios=...)`` then holds the
+    sensitive groups at what they tolerate and takes the whole saving from the others.
+
     Args:
         result: The output of ``sensitivity``.
         target_drop: Largest admissible mAP50-95 drop per group, in absolute points (e.g. 0.01).
+        leave_tolerant: Leave out the layers of groups that tolerated the largest measured ratio.
 
     Returns:
-        ``{layer_index: ratio}`` for every layer of every measured group, usable as ``prune_yolo(layer_ratios=...)``.
+        ``{layer_index: ratio}`` for the layers of the measured groups, usable as ``prune_yolo(layer_ratios=...)``.
 
     Raises:
         PruneError: If ``target_drop`` is not a non-negative number.
@@ -201,17 +208,21 @@ def suggest_layer_ratios(result: SensitivityResult, target_drop: float) -> dict[
         >>> rows = [SensitivityRow("22 Detect", (22,), r, 0.5 - d, d, 1.0, 1) for r, d in ((0.2, 0.0), (0.4, 0.05))]
         >>> suggest_layer_ratios(SensitivityResult(0.5, 1.0, rows, Path(".")), target_drop=0.01)
         {22: 0.2}
+        >>> spared = suggest_layer_ratios(result, 0.01, leave_tolerant=True)  # doctest: +SKIP
+        >>> prune_yolo("best.pt", speed_up=1.7, layer_ratios=spared)  # doctest: +SKIP
     """
     if isinstance(target_drop, bool) or not isinstance(target_drop, (int, float)) or target_drop < 0:
         raise PruneError(f"target_drop={target_drop!r} must be a number >= 0 (absolute mAP50-95 points, e.g. 0.01).")
     suggested: dict[int, float] = {}
     for group in result.groups():
+        drops = sorted(result.drops(group.name).items())
         chosen = 0.0
-        for ratio, drop in sorted(result.drops(group.name).items()):
+        for ratio, drop in drops:
             if drop > target_drop:
                 break
             chosen = ratio
-        suggested.update(dict.fromkeys(group.layers, chosen))
+        if not (leave_tolerant and chosen == drops[-1][0]):
+            suggested.update(dict.fromkeys(group.layers, chosen))
     return suggested
 
 
