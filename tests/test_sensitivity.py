@@ -91,7 +91,7 @@ def test_bad_options_raise_prune_error(base_pt, dataset_yaml, kwargs, match):
 def test_rows_per_group_and_ratio_files_and_usable_suggestion(base_pt, dataset_yaml, tmp_path):
     result = sensitivity_cli({"model": str(base_pt), "data": str(dataset_yaml), "ratios": "0.3,0.6",
                               "layers": [[0, 1, 2], 22], "imgsz": 64, "fraction": 0.5, "project": str(tmp_path),
-                              "name": "sens", **VAL})  # fmt: skip
+                              "name": "sens", "target_drop": 0.0, "leave_tolerant": True, **VAL})  # fmt: skip
     assert [(r.group, r.ratio) for r in result.rows] == [
         ("0-2 C2f", 0.3), ("0-2 C2f", 0.6), ("22 Detect", 0.3), ("22 Detect", 0.6)]  # fmt: skip
     assert all(r.gflops < result.base_gflops for r in result.rows)

@@ -128,6 +128,7 @@ SENSITIVITY_KEYS = {
     "fraction": 1.0,
     "importance": "l2",
     "target_drop": None,
+    "leave_tolerant": False,
     "project": "runs/prune",
     "name": "sensitivity",
     "exist_ok": False,

@@ -229,7 +229,8 @@ def suggest_layer_ratios(
 def sensitivity_cli(args: dict[str, Any]) -> SensitivityResult:
     """Run ``sensitivity`` from CLI arguments; ``ratios``/``layers`` may be comma-separated strings.
 
-    With ``target_drop`` set, also logs the ``layer_ratios`` that ``suggest_layer_ratios`` derives.
+    With ``target_drop`` set, also logs the ``layer_ratios`` that ``suggest_layer_ratios`` derives (only the
+    sensitive groups with ``leave_tolerant=True``, for use with ``speed_up=`` / ``target_gflops=``).
 
     Examples:
         >>> sensitivity_cli({"model": "best.pt", "data": "data.yaml", "ratios": "0.2,0.5"})  # doctest: +SKIP
@@ -240,12 +241,14 @@ def sensitivity_cli(args: dict[str, Any]) -> SensitivityResult:
         needed = " and ".join(f"{k}=..." for k in missing)
         raise PruneError(f"sensitivity needs {needed} (a checkpoint and a data yaml).")
     target_drop = args.pop("target_drop", None)
+    leave_tolerant = bool(args.pop("leave_tolerant", False))
     for key in ("ratios", "layers"):
         if key in args:
             args[key] = _number_list(key, args[key])
     result = sensitivity(args.pop("model"), args.pop("data"), **args)
     if target_drop is not None:
-        LOGGER.info(f"{PREFIX}layer_ratios for target_drop={target_drop}: {suggest_layer_ratios(result, target_drop)}")
+        suggested = suggest_layer_ratios(result, target_drop, leave_tolerant=leave_tolerant)
+        LOGGER.info(f"{PREFIX}layer_ratios for target_drop={target_drop}: {suggested}")
     return result
 
 
