@@ -17,7 +17,7 @@ from .core import PruneOptions, prune_detection_model
 from .errors import PruneError
 from .calibration import calibration_batches, recalibrate_batchnorm
 from .importance import DATA_DRIVEN, IMPORTANCE
-from .loading import ModelSource, load_model, restricted_loading
+from .loading import ModelSource, load_model, restricted_yolo
 from .summary import ModelStats, log_summary
 
 PREFIX = colorstr("yolo-prune: ")
@@ -117,8 +117,7 @@ def prune_yolo(
     save_atomic(checkpoint_dict(pruned, metadata), out, overwrite=overwrite)
     if verbose and save is not None:
         LOGGER.info(f"{PREFIX}saved {out} ({out.stat().st_size / 1e6:.2f} MB)")
-    with restricted_loading():  # the file is ours, but its path is the user's: load it as untrusted
-        return YOLO(str(out))
+    return restricted_yolo(out)  # the file is ours, but its path is the user's: load it as untrusted
 
 
 def _validated_options(ratio, importance, global_pruning, round_to, imgsz) -> PruneOptions:

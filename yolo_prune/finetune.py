@@ -11,11 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ultralytics import YOLO
 from ultralytics.utils.torch_utils import get_flops
 
 from .errors import PruneError
-from .loading import restricted_loading
+from .loading import restricted_yolo
 
 RESERVED_TRAIN_KEYS = ("model", "data", "epochs", "imgsz", "project", "name", "exist_ok", "resume")
 VAL_KEYS = ("batch", "device", "workers", "half", "conf", "iou", "max_det", "rect", "single_cls")
@@ -75,8 +74,7 @@ def finetune(
         >>> run = Path("/tmp/ft")
         >>> finetune("pruned.pt", "data.yaml", epochs=10, imgsz=640, run_dir=run, name="ft")  # doctest: +SKIP
     """
-    with restricted_loading():
-        yolo = YOLO(str(weights))
+    yolo = restricted_yolo(weights)
     yolo.train(
         data=data, epochs=epochs, imgsz=imgsz, project=str(run_dir), name=name, exist_ok=True, **train_kwargs
     )
@@ -103,8 +101,7 @@ def validate(weights: str | os.PathLike, data: str, *, imgsz: int, run_dir: Path
         >>> validate("best.pt", "data.yaml", imgsz=640, run_dir=Path("/tmp/v")).map50_95  # doctest: +SKIP
         0.52
     """
-    with restricted_loading():
-        model = YOLO(str(weights))
+    model = restricted_yolo(weights)
     kwargs = {"plots": False, "verbose": False, "save_json": False, **val_kwargs}
     metrics = model.val(data=data, imgsz=imgsz, project=str(run_dir), name="val", exist_ok=True, **kwargs)
     net = model.model

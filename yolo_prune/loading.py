@@ -44,6 +44,23 @@ def restricted_loading():
             tasks.SAFE_LOAD = previous
 
 
+def restricted_yolo(path: str | os.PathLike, task: str | None = None) -> YOLO:
+    """``YOLO(path, task=task)`` loaded through the restricted loader: the checkpoint is treated as untrusted.
+
+    Args:
+        path: Checkpoint or exported model to open.
+        task: Ultralytics task, when the file cannot say (exported models).
+
+    Returns:
+        The loaded ``ultralytics.YOLO``.
+
+    Examples:
+        >>> model = restricted_yolo("best.pt")  # doctest: +SKIP
+    """
+    with restricted_loading():
+        return YOLO(str(path), task=task)
+
+
 def load_model(source: ModelSource) -> tuple[DetectionModel, Path | None]:
     """Return the DetectionModel behind ``source`` and the checkpoint file it came from (None otherwise).
 

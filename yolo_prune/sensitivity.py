@@ -24,7 +24,7 @@ from ultralytics.utils.files import increment_path
 
 from .errors import PruneError
 from .finetune import Scores, check_data, validate
-from .loading import restricted_loading
+from .loading import restricted_yolo
 
 PREFIX = colorstr("yolo-prune sensitivity: ")
 COLUMNS = ("group", "layers", "ratio", "map50_95", "map_drop", "gflops", "params")
@@ -290,8 +290,7 @@ def _loaded(model: str | os.PathLike | YOLO) -> YOLO:
         raise PruneError(f"model={model!r} must be a trained .pt checkpoint.")
     if not Path(model).is_file():
         raise PruneError(f"model='{model}' does not exist.")
-    with restricted_loading():
-        return YOLO(str(model))
+    return restricted_yolo(model)
 
 
 def _custom_groups(layers: Sequence[int | Sequence[int]], model: YOLO) -> list[LayerGroup]:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ultralytics import YOLO
 from ultralytics.data.utils import check_det_dataset
 from ultralytics.utils import LOGGER
 
 from ..errors import PruneError
 from .quiet import quiet
-from ..loading import restricted_loading
+from ..loading import restricted_yolo
 
 
 def check_data(data: str | None) -> None:
@@ -36,8 +35,7 @@ def map50_95(artifact: Path, data: str, imgsz: int, batch: int, out_dir: Path) -
     """
     try:
         with quiet():
-            with restricted_loading():
-                yolo = YOLO(str(artifact), task="detect")
+            yolo = restricted_yolo(artifact, task="detect")
             metrics = yolo.val(
                 data=str(data),
                 imgsz=imgsz,

@@ -11,10 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ultralytics import YOLO
-
 from .quiet import captured_native_output, quiet
-from ..loading import restricted_loading
+from ..loading import restricted_yolo
 
 CACHE_FILE = "exports.json"
 
@@ -40,8 +38,7 @@ def export_with_ultralytics(pt: Path, fmt: str, imgsz: int, **kwargs: Any) -> Pa
     if key in cache and Path(cache[key]).exists():
         return Path(cache[key])
     with quiet(), captured_native_output():
-        with restricted_loading():
-            yolo = YOLO(str(pt), task="detect")
+        yolo = restricted_yolo(pt, task="detect")
         out = yolo.export(format=fmt, imgsz=imgsz, verbose=False, **kwargs)
     if not out or not Path(out).exists():
         raise RuntimeError(f"Ultralytics {fmt} export of {pt.name} produced no file")

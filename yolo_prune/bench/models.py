@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ultralytics import YOLO
 from ultralytics.utils import LOGGER
 
 from ..api import PREFIX, prune_yolo
@@ -17,7 +16,7 @@ from ..checkpoint import checkpoint_dict, save_atomic
 from ..errors import PruneError
 from ..loading import ModelSource, load_model
 from ..summary import ModelStats
-from ..loading import restricted_loading
+from ..loading import restricted_yolo
 
 
 @dataclass(frozen=True)
@@ -123,8 +122,7 @@ def _store(source: ModelSource, weights_dir: Path, label: str) -> Path:
 
 def _describe(pt: Path, role: str, imgsz: int) -> BenchModel:
     """Read a stored checkpoint's stats and any yolo-prune metadata."""
-    with restricted_loading():
-        yolo = YOLO(str(pt), task="detect")
+    yolo = restricted_yolo(pt, task="detect")
     stats = ModelStats.of(yolo.model, imgsz)
     meta = (getattr(yolo, "ckpt", None) or {}).get("yolo_prune") or {}
     fraction = meta.get("gflops_fraction")

@@ -13,7 +13,7 @@ import torch
 from .build import Artifact
 from .matching import Detections, detection_agreement, raw_agreement
 from .results import ExportResult, disk_size_mb
-from ..loading import restricted_loading
+from ..loading import restricted_yolo
 
 THRESHOLDS = {"fp32": 0.95, "fp16": 0.95, "int8": 0.85}  # least agreement that passes
 RAW_SCORE_TOL = {"fp32": 0.02, "fp16": 0.02, "int8": 0.05}  # class-score tolerance of the raw-output comparison
@@ -67,10 +67,7 @@ class Verifier:
             weights: A ``.pt`` checkpoint or an exported artifact.
             nms: For a ``.pt``: False selects the NMS-free head, True the NMS one (an artifact has its head baked in).
         """
-        from ultralytics import YOLO
-
-        with restricted_loading():
-            yolo = YOLO(str(weights), task="detect")
+        yolo = restricted_yolo(weights, task="detect")
         extra = {} if nms is None else {"nms": nms}
         results = yolo.predict(
             [str(p) for p in self.images], imgsz=self.imgsz, conf=self.conf, iou=IOU_NMS, device="cpu", rect=False,

@@ -5,17 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from ultralytics import YOLO
 from ultralytics.nn.tasks import DetectionModel
 
 from .base import LoadOptions, Runner, Runtime, sample_input
-from ...loading import restricted_loading
+from ...loading import restricted_yolo
 
 
 def load_fused(pt: Path) -> DetectionModel:
     """The checkpoint's model in float32, Conv+BN fused, in eval mode (what ``YOLO.predict`` runs)."""
-    with restricted_loading():
-        yolo = YOLO(str(pt), task="detect")
+    yolo = restricted_yolo(pt, task="detect")
     return yolo.model.float().fuse(verbose=False).eval()
 
 
