@@ -469,7 +469,7 @@ def table_rows(model: str, stages: dict) -> list[str]:
         epochs = s.get("epochs", f"{s.get('epochs_per_step')}/step")
         rows.append(f"| {model} | {label} | {epochs} | {s['gflops']:.4f} | {s['gflops_640']:.2f} | "
                     f"{s['params'] / 1e6:.2f} | {s['map50_95']:.4f} | {s['map50_95'] / base:.3f} | {s['map50']:.4f} | "
-                    f"{s.get('wall_s_selected', s.get('wall_s'))} |")  # fmt: skip
+                    f"{s.get('wall_s')} |")  # fmt: skip
     return rows
 
 
