@@ -3,6 +3,7 @@
 import csv
 
 import pytest
+import torch
 from ultralytics import YOLO
 
 from conftest import tiny_detector
@@ -85,7 +86,8 @@ def test_two_steps_reach_speed_up_and_write_reports(base_pt, dataset_yaml, tmp_p
 @pytest.mark.slow
 def test_stops_when_the_drop_exceeds_max_map_drop(base_pt, dataset_yaml, tmp_path):
     result = iterative_prune(base_pt, dataset_yaml, steps=2, ratio=0.5, epochs=1, max_map_drop=-1.0, imgsz=64,
-                             project=tmp_path, name="run", **TINY_TRAIN)  # fmt: skip
+                             reconstruct=True, project=tmp_path, name="run", **TINY_TRAIN)  # fmt: skip
+    assert torch.load(result.run_dir / "step1-pruned.pt", weights_only=False)["yolo_prune"]["reconstructed"]
     assert result.stopped_early
     assert [s.step for s in result.steps] == [0, 1]  # step 2 never ran
     assert not result.steps[1].admissible

@@ -13,11 +13,12 @@ from ultralytics.utils.torch_utils import get_flops
 
 from . import __version__
 from .checkpoint import checkpoint_dict, save_atomic
-from .core import PruneOptions, prune_detection_model
+from .core import PruneOptions, prune_with_channel_map
 from .errors import PruneError
 from .calibration import calibration_batches, recalibrate_batchnorm
 from .importance import DATA_DRIVEN, IMPORTANCE
 from .loading import ModelSource, load_model, restricted_yolo
+from .reconstruction import reconstruct_convolutions, reconstruction_images
 from .summary import ModelStats, log_summary
 
 PREFIX = colorstr("yolo-prune: ")
@@ -36,6 +37,7 @@ def prune_yolo(
     imgsz: int = 640,
     data: str | os.PathLike | None = None,
     calibrate_bn: bool = False,
+    reconstruct: bool = False,
     save: str | os.PathLike | None = None,
     overwrite: bool = False,
     verbose: bool = True,
@@ -63,11 +65,17 @@ def prune_yolo(
         round_to: Channel multiple for every pruned width; a multiple of 8 (stock yaml widths are multiples of 8).
             Widths Ultralytics derives (SPPF and C3k2 inner widths, the Detect box branch) follow their formulas.
         imgsz: Image size for the reported GFLOPs, compute targets and calibration; a multiple of 32.
-        data: Dataset yaml for ``taylor``/``hessian`` and ``calibrate_bn`` (64 training images, augmented as in
-            training, seeded).
+        data: Dataset yaml for ``taylor``/``hessian``, ``calibrate_bn`` (64 training images, augmented as in
+            training, seeded) and ``reconstruct``.
         calibrate_bn: Re-estimate the pruned model's BatchNorm statistics on ``data`` ("adaptive BN"). It lifts
             accuracy before any fine-tuning (shapes set, yolov8n ratio 0.3: mAP50-95 0.026 -> 0.16) but did not help
             after a short fine-tune, and it lowers an unpruned model's accuracy, so it is off by default.
+        reconstruct: Refit every pruned convolution by least squares so that, on 128 training images of ``data``
+            (fewer above 128 px), it reproduces the source model's outputs on the channels it kept, layer after layer
+            in forward order. Shapes stay as pruned; only weights, biases and BatchNorm means change. It keeps most
+            of the accuracy without any fine-tuning (trained yolov8n / yolo11n, ratio 0.3: held-out mAP50-95 0.01x /
+            0.06x of the base -> 0.92x / 0.89x); after a 5-epoch fine-tune it was 1 point ahead of the plain prune.
+            30-50 s on 2 CPU cores for an n model at 128 px.
         save: Also write the pruned checkpoint here (atomically).
         overwrite: Allow ``save`` to replace an existing file.
         verbose: Log the per-layer width table and before/after params, GFLOPs and size.
@@ -85,6 +93,7 @@ def prune_yolo(
         >>> pruned.save("yolov8n-pruned.pt")
         >>> prune_yolo("yolo11n.yaml", ratio=0.5, global_pruning=True, save="yolo11n-pruned.pt")
         >>> prune_yolo("yolo26n.pt", speed_up=2.0)  # half the GFLOPs
+        >>> prune_yolo("best.pt", ratio=0.3, data="data.yaml", reconstruct=True)  # refit on your images
     """
     if ratio is not None and (target_gflops is not None or speed_up is not None):
         raise PruneError("Give either ratio or a compute target (target_gflops / speed_up), not both.")
@@ -94,16 +103,17 @@ def prune_yolo(
     if ratio is None and layer_ratios and target_gflops is None and speed_up is None:
         options = replace(options, ratio=0.0)
     options = _with_compute_target(options, source, target_gflops, speed_up)
-    if importance in DATA_DRIVEN and data is None:
-        raise PruneError(f"importance='{importance}' scores channels with the loss on your data: pass data=data.yaml.")
-    if calibrate_bn and data is None:
-        raise PruneError("calibrate_bn=True re-estimates BatchNorm statistics on your images: pass data=data.yaml.")
-    batches = calibration_batches(str(data), imgsz) if data is not None else None
+    _check_data_given(data, importance, calibrate_bn, reconstruct)
+    needs_batches = importance in DATA_DRIVEN or calibrate_bn
+    batches = calibration_batches(str(data), imgsz) if needs_batches else None
     if importance in DATA_DRIVEN:
         options = replace(options, calibration=batches)
     if save is not None and source_file is not None and Path(save).resolve() == source_file.resolve():
         raise PruneError(f"save='{save}' is the input checkpoint; choose another name so the original is kept.")
-    pruned = prune_detection_model(source, options)
+    pruned, kept = prune_with_channel_map(source, options)
+    if reconstruct:
+        images = calibration_batches(str(data), imgsz, images=reconstruction_images(imgsz))
+        reconstruct_convolutions(pruned, source, kept, [b["img"] for b in images], verbose=verbose)
     if calibrate_bn:
         recalibrate_batchnorm(pruned, batches)
     stats = ModelStats.of(source, imgsz), ModelStats.of(pruned, imgsz)
@@ -112,7 +122,7 @@ def prune_yolo(
         goal = f"ratio={options.ratio}" if options.gflops_fraction is None else f"GFLOPs x{options.gflops_fraction:.3f}"
         LOGGER.info(f"{PREFIX}pruned {label}: {goal}, importance={importance}, global={global_pruning}")
         log_summary(source, pruned, stats, imgsz)
-    metadata = _metadata(options, source_file, stats)
+    metadata = _metadata(options, source_file, stats, reconstruct)
     out = Path(save) if save is not None else Path(tempfile.mkdtemp(prefix="yolo_prune_")) / "pruned.pt"
     save_atomic(checkpoint_dict(pruned, metadata), out, overwrite=overwrite)
     if verbose and save is not None:
@@ -135,6 +145,18 @@ def _validated_options(ratio, importance, global_pruning, round_to, imgsz) -> Pr
     if isinstance(imgsz, bool) or not isinstance(imgsz, int) or imgsz < 32 or imgsz % 32:
         raise PruneError(f"imgsz={imgsz!r} must be a positive multiple of 32 (the model's largest stride).")
     return PruneOptions(float(ratio), importance, bool(global_pruning), round_to, imgsz=imgsz)
+
+
+def _check_data_given(data, importance: str, calibrate_bn: bool, reconstruct: bool) -> None:
+    """The data-driven options need ``data``: say which one asked for it."""
+    if data is not None:
+        return
+    if importance in DATA_DRIVEN:
+        raise PruneError(f"importance='{importance}' scores channels with the loss on your data: pass data=data.yaml.")
+    if calibrate_bn:
+        raise PruneError("calibrate_bn=True re-estimates BatchNorm statistics on your images: pass data=data.yaml.")
+    if reconstruct:
+        raise PruneError("reconstruct=True refits the pruned layers on your images: pass data=data.yaml.")
 
 
 def _validated_layer_ratios(layer_ratios, source, global_pruning: bool) -> dict[int, float] | None:
@@ -172,7 +194,9 @@ def _with_compute_target(options: PruneOptions, source, target_gflops, speed_up)
     return replace(options, gflops_fraction=fraction)
 
 
-def _metadata(options: PruneOptions, source_file: Path | None, stats: tuple[ModelStats, ModelStats]) -> dict:
+def _metadata(
+    options: PruneOptions, source_file: Path | None, stats: tuple[ModelStats, ModelStats], reconstruct: bool
+) -> dict:
     """Plain-data record of the pruning run stored in the checkpoint."""
     return {
         "version": __version__,
@@ -182,6 +206,7 @@ def _metadata(options: PruneOptions, source_file: Path | None, stats: tuple[Mode
         "importance": options.importance,
         "global_pruning": options.global_pruning,
         "round_to": options.round_to,
+        "reconstructed": reconstruct,
         "layer_ratios": {str(k): v for k, v in (options.layer_ratios or {}).items()} or None,
         "params": [s.params for s in stats],
         "gflops": [s.gflops for s in stats],

@@ -13,6 +13,7 @@ from ultralytics.nn.tasks import DetectionModel
 from ultralytics.utils.torch_utils import get_flops
 
 from .architecture import Slot, build_from_yaml, check_supported, current_widths, pruned_yaml, resize_cls_branches
+from .channel_map import read_channel_tags, tag_channels
 from .groups import ChannelGroup, build_graph, collect_groups
 from .calibration import accumulate_gradients
 from .importance import DATA_DRIVEN, make_importance
@@ -63,7 +64,14 @@ class Plan:
 
 
 def prune_detection_model(source: DetectionModel, options: PruneOptions) -> DetectionModel:
-    """Return a pruned stock copy of ``source``; ``source`` itself is not modified.
+    """Return a pruned stock copy of ``source``; ``source`` itself is not modified (see ``prune_with_channel_map``)."""
+    return prune_with_channel_map(source, options)[0]
+
+
+def prune_with_channel_map(
+    source: DetectionModel, options: PruneOptions
+) -> tuple[DetectionModel, dict[str, torch.Tensor]]:
+    """Return a pruned stock copy of ``source`` and the source channels each BatchNorm kept.
 
     Steps: split C2f stems so DepGraph maps channels correctly, score every coupled group, decide each yaml width,
     remove the least important channels group by group, join the stems, then rebuild the model from the new yaml
@@ -74,7 +82,8 @@ def prune_detection_model(source: DetectionModel, options: PruneOptions) -> Dete
         options: Pruning options.
 
     Returns:
-        A float32 CPU ``DetectionModel`` in eval mode whose yaml describes its pruned widths.
+        A float32 CPU ``DetectionModel`` in eval mode whose yaml describes its pruned widths, and
+        ``{batchnorm name: kept source channel indices}`` (also the kept outputs of the convolution before it).
     """
     analysis = analyse(source, options.importance, options.calibration)
     if options.gflops_fraction is None:
@@ -132,11 +141,16 @@ def search_plan(analysis: Analysis, options: PruneOptions) -> Plan:
     return closest_plan(widths_at, evaluate, options.gflops_fraction)
 
 
-def apply_plan(analysis: Analysis, plan: Plan) -> DetectionModel:
-    """Remove the channels ``plan`` drops from the analysed copy and rebuild it as a stock model (consumes it)."""
+def apply_plan(analysis: Analysis, plan: Plan) -> tuple[DetectionModel, dict[str, torch.Tensor]]:
+    """Remove the channels ``plan`` drops from the analysed copy and rebuild it as a stock model (consumes it).
+
+    Returns the model and the source channels each BatchNorm kept (``channel_map``).
+    """
+    tag_channels(analysis.work)  # after scoring: Taylor/Hessian gradients were taken with the real statistics
     _remove_channels(analysis.graph, analysis.groups, plan.widths, plan.target)
     join_stems(analysis.work)
-    return _rebuild(analysis.work, plan.cfg, analysis.source)
+    model = _rebuild(analysis.work, plan.cfg, analysis.source)
+    return model, read_channel_tags(model, analysis.source)
 
 
 def _prunable(yaml_slots: dict[Slot, int], groups: list[ChannelGroup]) -> dict[Slot, int]:

@@ -89,6 +89,7 @@ def iterative_prune(
     max_map_drop: float = 0.02,
     imgsz: int = 640,
     importance: str = "l2",
+    reconstruct: bool = False,
     project: str | os.PathLike = "runs/prune",
     name: str = "iterative",
     exist_ok: bool = False,
@@ -108,6 +109,8 @@ def iterative_prune(
             points); the first step beyond it ends the run.
         imgsz: Training, validation and GFLOPs image size; a multiple of 32.
         importance: Channel criterion passed to ``prune_yolo``; ``taylor``/``hessian`` score on ``data``.
+        reconstruct: Refit each step's pruned layers to the previous step's outputs on ``data`` before its
+            fine-tune (``prune_yolo(reconstruct=True)``).
         project: Parent folder of the run.
         name: Run name; the run folder is ``project/name`` incremented (``name2``, ...) unless ``exist_ok``.
         exist_ok: Reuse ``project/name`` if it exists.
@@ -135,7 +138,7 @@ def iterative_prune(
     run_dir = increment_path(Path(project).resolve() / name, exist_ok=exist_ok)
     run_dir.mkdir(parents=True, exist_ok=True)
     val_kwargs = val_kwargs_from(train_kwargs)
-    prune_options = {"importance": importance, "imgsz": imgsz, "data": data}
+    prune_options = {"importance": importance, "imgsz": imgsz, "data": data, "reconstruct": bool(reconstruct)}
 
     LOGGER.info(f"{PREFIX}{steps} steps to {_goal(schedule)}, {epochs} epochs each, run dir {run_dir}")
     start = time.perf_counter()
