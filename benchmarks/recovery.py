@@ -22,6 +22,7 @@ Stages (each result is cached under ``benchmarks/cache/recovery/<model>/``; dele
                 val split is repeated with ``--extra-seeds`` and scored on the held-out split;
 * ``iterative_reconstruct`` ``iterative`` in ``--iter-reconstruct-steps`` steps with ``reconstruct=True`` and the
                 ``reconstruct`` stage's recipe;
+* ``short``     the plain and the reconstructed ratio-0.3 prunes fine-tuned only 1 and 2 epochs;
 * ``recipes``   one-shot variants (prune options, fine-tune overrides: ``RECIPE_VARIANTS``) compared on the val split;
                 only the selected one is scored on the held-out split;
 * ``taylor``, ``ratio_steps``: ratio 0.3 with Taylor importance / reached in two iterative steps within the
@@ -31,7 +32,9 @@ Stages (each result is cached under ``benchmarks/cache/recovery/<model>/``; dele
 Run from the repository root (about 55 minutes per model on 2 CPU cores):
 
     YOLO_OFFLINE=1 .venv/bin/python benchmarks/recovery.py --model yolov8n \\
-        --stages base,finetune,control,distill,iterative,seeds,recipes,longer,sensitivity,reconstruct,iterative_reconstruct
+        --stages base,finetune,control,distill,iterative,seeds,recipes,longer,sensitivity
+    YOLO_OFFLINE=1 .venv/bin/python benchmarks/recovery.py --model yolov8n \\
+        --stages reconstruct,iterative_reconstruct,short
     YOLO_OFFLINE=1 .venv/bin/python benchmarks/recovery.py --report-models yolov8n,yolo11n --stages report
 """
 
@@ -96,7 +99,13 @@ NOTES = [
     "from 0.927 to 0.840, and gentler recipes (lr 2.5e-4 / 1e-4, SGD) keep the start but recover less within 5 "
     "epochs (recipe tables). The recipes differ by less than the seeds do (yolov8n: the val-selected recipe's "
     "seeds span 0.944-0.958x). With every layer at ratio 0.3, the narrow stem and P3 path (see the sensitivity "
-    "note) seem to bound what 5 epochs reach, whatever the start.",
+    "note) seem to bound what 5 epochs reach, whatever the start: rounding to multiples of 8 keeps 8 of the "
+    "16 channels of yolov8n's stem and of layer 2's C2f halves (11.2 rounds to 8), so the most sensitive layers "
+    "lose 50%, not 30%.",
+    "- The shorter the fine-tune, the more the refit is worth (table by fine-tune length): after 1 epoch (2% of the "
+    "base's) 0.927x vs 0.896x (yolov8n) and 0.904x vs 0.848x (yolo11n), after 2 epochs +1.4 / +1.7 points, after 5 "
+    "+0.2 / +1.2. A reconstructed model wants a gentle first epoch (lr0 1e-4 won on val at 1 epoch for both): "
+    "the default lr 1e-3 first pulls it below its starting point.",
     "- Iterative pruning with reconstructed steps (`iterative_prune(..., reconstruct=True)`, 3 steps x 5 epochs, the "
     "recipe the reconstruct stage selected) reaches speed_up=2.0 at 0.977x (yolov8n) and 0.965x (yolo11n), every "
     "step within max_map_drop=0.05; the plain 2-step runs reached 0.964x / stopped at GFLOPs x0.71. Steps, "
@@ -113,11 +122,14 @@ NOTES = [
     "steps did (val drop 6.3%): steps that short do not recover either.",
 ]
 STAGES = ("base", "finetune", "distill", "taylor", "recipes", "iterative", "ratio_steps", "control", "seeds", "longer",
-          "sensitivity", "reconstruct", "iterative_reconstruct", "report")  # fmt: skip
+          "sensitivity", "reconstruct", "iterative_reconstruct", "short", "report")  # fmt: skip
+SHORT_EPOCHS = (1, 2)  # the ``short`` stage's fine-tune lengths, and the recipes it picks from on the val split
+SHORT_RECIPES = {"lr1e-3": {}, "lr1e-4": {"lr0": 0.0001}}
 SENSITIVITY_DROP = 0.01  # val mAP50-95 a layer group may lose alone at a measured ratio (sensitivity stage)
 CALIBRATED = ("finetune", "distill")  # stages whose prune follows --calibrate (cached as <stage>_bncal when on)
 CACHED = ("base", "finetune", "finetune_bncal", "distill", "distill_bncal", "taylor", "recipes", "iterative", "seeds",
-          "longer", "ratio_steps", "control", "sensitivity", "reconstruct", "iterative_reconstruct")  # fmt: skip
+          "longer", "ratio_steps", "control", "sensitivity", "reconstruct", "iterative_reconstruct",
+          "short")  # fmt: skip
 # Variants the ``recipes`` stage tries for the one-shot ratio-0.3 model, same epochs: (prune_yolo options, overrides of
 # FT_RECIPE). They are compared on the val split only; the held-out split scores the selected one once.
 RECIPE_VARIANTS = {
@@ -350,8 +362,27 @@ def stage_reconstruct(model: str, data: Path, out: Path, args: argparse.Namespac
     return {"weights": runs[0]["weights"], "epochs": args.ft_epochs, "recipe": recipe, "selected": chosen,
             "recipes": recipes, "seeds": [0, *args.extra_seeds], "map50_95_seeds": [h["map50_95"] for h in held_out],
             "prune": f"prune_yolo(base, ratio=0.3, imgsz={IMGSZ}, data=<data>, reconstruct=True)", "prune_s": prune_s,
-            "pruned": pruned_scores(pruned, data), "val_map50_95": runs[0]["val_map50_95"],
+            "prune_weights": str(pruned), "pruned": pruned_scores(pruned, data),
+            "val_map50_95": runs[0]["val_map50_95"],
             "ft_wall_s": runs[0]["wall_s"], **held_out[0]}  # fmt: skip
+
+
+def stage_short(model: str, data: Path, out: Path, args: argparse.Namespace) -> dict:
+    """Plain and reconstructed ratio-0.3 prunes fine-tuned 1 and 2 epochs: what the refit is worth when there is
+    little compute. Per start and length, the ``SHORT_RECIPES`` run (seed 0) are compared on the val split and only
+    the selected one is scored on the held-out split."""
+    base = Path(load_stage(out, "base")["weights"])
+    starts = {"plain": pruned_checkpoint(base, out, data, calibrate=False),
+              "reconstruct": Path(load_stage(out, "reconstruct")["prune_weights"])}  # fmt: skip
+    runs = {}
+    for epochs in SHORT_EPOCHS:
+        for start, weights in starts.items():
+            tried = {name: cached_finetune(weights, data, out / "short", f"{start}-{epochs}ep-{name}", epochs,
+                                           {**FT_RECIPE, **overrides}) for name, overrides in SHORT_RECIPES.items()}
+            chosen = max(tried, key=lambda k: tried[k]["val_map50_95"])
+            runs[f"{start}-{epochs}ep"] = {"selected": chosen, "val": {k: v["val_map50_95"] for k, v in tried.items()},
+                                           "epochs": epochs, **evaluate(Path(tried[chosen]["weights"]), data)}
+    return {"recipe": FT_RECIPE, "recipes": SHORT_RECIPES, "runs": runs}
 
 
 def cached_finetune(weights: Path, data: Path, runs_dir: Path, name: str, epochs: int, recipe: dict) -> dict:
@@ -362,8 +393,9 @@ def cached_finetune(weights: Path, data: Path, runs_dir: Path, name: str, epochs
         start = time.perf_counter()
         best = train(str(weights), data, runs_dir, name, epochs, recipe)
         wall_s = round(time.perf_counter() - start, 1)
-        cache.write_text(json.dumps({"weights": str(best), "recipe": recipe, "wall_s": wall_s,
-                                     "val_map50_95": evaluate(best, data, split="val")["map50_95"]}, indent=2))  # fmt: skip
+        score = evaluate(best, data, split="val")["map50_95"]
+        cache.write_text(json.dumps({"weights": str(best), "recipe": recipe, "wall_s": wall_s, "val_map50_95": score},
+                                    indent=2))  # fmt: skip
     result = json.loads(cache.read_text())
     print(f"[recovery] {name}: val mAP50-95 {result['val_map50_95']}", flush=True)
     return result
@@ -403,7 +435,8 @@ def run_iterative(out: Path, data: Path, name: str, max_map_drop: float, recipe:
     final = result.steps[-1]
     return {
         "weights": str(result.best), "final_weights": str(final.weights), "run_dir": str(result.run_dir),
-        "recipe": recipe, "epochs_per_step": schedule["epochs"], "steps_planned": schedule["steps"], "best_step": result.best_step,
+        "recipe": recipe, "epochs_per_step": schedule["epochs"], "steps_planned": schedule["steps"],
+        "best_step": result.best_step,
         "final_step": final.step, "stopped_early": result.stopped_early, "steps": [s.as_row() for s in result.steps],
         "final": evaluate(final.weights, data), **evaluate(result.best, data),
     }  # fmt: skip
@@ -497,7 +530,7 @@ def markdown(payload: dict, args: argparse.Namespace) -> str:
     for model, stages in payload["models"].items():
         lines += target_lines(model, stages)
     for model, stages in payload["models"].items():
-        lines += recipe_lines(model, stages) + reconstruct_lines(model, stages)
+        lines += recipe_lines(model, stages) + reconstruct_lines(model, stages) + short_lines(model, stages)
     lines += ["", "## Notes (observations from the recorded runs)", "", *NOTES]
     for model, stages in payload["models"].items():
         for key in ("iterative", "ratio_steps", "iterative_reconstruct"):
@@ -639,11 +672,35 @@ def reconstruct_lines(model: str, stages: dict) -> list[str]:
     r = stages["reconstruct"]
     lines = ["", f"## Fine-tune recipes after `reconstruct=True` ({model}, ratio 0.3, {r['epochs']} epochs, val)",
              "", f"Reconstruction itself took {r['prune_s']} s (prune + refit on 128 training images).", "",
-             "| recipe | overrides of the fine-tune recipe | val mAP50-95 | wall (s) |", "|---|---|---|---|"]  # fmt: skip
+             "| recipe | overrides of the fine-tune recipe | val mAP50-95 | wall (s) |",
+             "|---|---|---|---|"]  # fmt: skip
     for name, v in r["recipes"].items():
         mark = " **(selected)**" if name == r["selected"] else ""
         overrides = {k: x for k, x in v["recipe"].items() if FT_RECIPE.get(k) != x}
         lines.append(f"| {name}{mark} | {fmt(overrides) or '—'} | {v['val_map50_95']:.4f} | {v['wall_s']} |")
+    return lines
+
+
+def short_lines(model: str, stages: dict) -> list[str]:
+    """Plain vs reconstructed ratio-0.3 prune after 0, 1, 2 and 5 fine-tune epochs (held-out, x base)."""
+    if "short" not in stages or "reconstruct" not in stages:
+        return []
+    base, runs, rec = stages["base"]["map50_95"], stages["short"]["runs"], stages["reconstruct"]
+
+    def cell(run: dict) -> str:
+        return f"{run['map50_95'] / base:.3f}x (`{run['selected']}`)"
+
+    plain0, rec0 = stages["finetune"]["pruned"]["map50_95"], rec["pruned"]["map50_95"]
+    rows = [("0", f"{plain0 / base:.3f}x", f"{rec0 / base:.3f}x")]
+    rows += [(str(e), cell(runs[f"plain-{e}ep"]), cell(runs[f"reconstruct-{e}ep"])) for e in SHORT_EPOCHS]
+    plain5, rec5 = sum(stages["seeds"]["finetune"]) / 3, sum(rec["map50_95_seeds"]) / 3
+    rows.append((f"{rec['epochs']} (3-seed means)", f"{plain5 / base:.3f}x (`lr1e-3`)",
+                 f"{rec5 / base:.3f}x (`{rec['selected']}`)"))  # fmt: skip
+    lines = ["", f"## Plain vs reconstructed ratio-0.3 prune by fine-tune length ({model}, held-out, x base)", "",
+             "| fine-tune epochs | plain prune (recipe) | `reconstruct=True` (recipe) |", "|---|---|---|"]  # fmt: skip
+    lines += [f"| {e} | {p} | {r} |" for e, p, r in rows]
+    lines += ["", "Recipes: the default fine-tune (`lr1e-3`) or `lr0=1e-4`, whichever is better on the val split for "
+              "that start and length (seed 0); 5 epochs: the seeds / reconstruct stages."]  # fmt: skip
     return lines
 
 
