@@ -264,23 +264,17 @@ def stage_recipes(model: str, data: Path, out: Path, args: argparse.Namespace) -
     base = Path(load_stage(out, "base")["weights"])
     runs = out / "recipes"
     runs.mkdir(parents=True, exist_ok=True)
-    variants = {}
-    for name, (prune, overrides) in RECIPE_VARIANTS.items():
-        cache = runs / f"{name}.json"
-        if name == "default" and not cache.exists() and (out / "finetune.json").exists():  # that stage's very run
-            done = load_stage(out, "finetune")
-            cache.write_text(json.dumps({"weights": done["weights"], "prune": prune, "overrides": overrides,
-                                         "val_map50_95": done["val_map50_95"], "wall_s": done["wall_s"]}, indent=2))
-        if not cache.exists():
-            pruned = pruned_checkpoint(base, out, data, prune.get("calibrate", False), prune.get("importance", "l2"))
-            start = time.perf_counter()
-            best = train(str(pruned), data, runs, name, args.ft_epochs, {**FT_RECIPE, **overrides})
-            cache.write_text(json.dumps({"weights": str(best), "prune": prune, "overrides": overrides,
-                                         "val_map50_95": evaluate(best, data, split="val")["map50_95"],
-                                         "wall_s": round(time.perf_counter() - start, 1)}, indent=2))  # fmt: skip
-        variants[name] = json.loads(cache.read_text())
-        print(f"[recovery] recipe {name}: val mAP50-95 {variants[name]['val_map50_95']}", flush=True)
-    chosen = max(variants, key=lambda k: variants[k]["val_map50_95"])
+    default = runs / "default.json"
+    if not default.exists() and (out / "finetune.json").exists():  # the default variant is that stage's very run
+        done = load_stage(out, "finetune")
+        default.write_text(json.dumps({"weights": done["weights"], "val_map50_95": done["val_map50_95"],
+                                       "wall_s": done["wall_s"]}, indent=2))  # fmt: skip
+    candidates = {name: (pruned_checkpoint(base, out, data, prune.get("calibrate", False),
+                                           prune.get("importance", "l2")), {**FT_RECIPE, **overrides})
+                  for name, (prune, overrides) in RECIPE_VARIANTS.items()}  # fmt: skip
+    tried, chosen = select_on_val(candidates, data, runs, args.ft_epochs)
+    variants = {name: {**run, "prune": RECIPE_VARIANTS[name][0], "overrides": RECIPE_VARIANTS[name][1]}
+                for name, run in tried.items()}  # fmt: skip
     pick = variants[chosen]
     return {"weights": pick["weights"], "epochs": args.ft_epochs, "selected": chosen, "variants": variants,
             "val_map50_95": pick["val_map50_95"], **evaluate(Path(pick["weights"]), data)}  # fmt: skip
@@ -360,9 +354,8 @@ def stage_reconstruct(model: str, data: Path, out: Path, args: argparse.Namespac
         runs_dir.mkdir(parents=True, exist_ok=True)
         timing.write_text(json.dumps({"prune_s": round(time.perf_counter() - start, 1)}))
     prune_s = json.loads(timing.read_text())["prune_s"]
-    recipes = {name: cached_finetune(pruned, data, runs_dir, name, args.ft_epochs, {**FT_RECIPE, **overrides})
-               for name, overrides in RECONSTRUCT_RECIPES.items()}  # fmt: skip
-    chosen = max(recipes, key=lambda k: recipes[k]["val_map50_95"])
+    candidates = {name: (pruned, {**FT_RECIPE, **overrides}) for name, overrides in RECONSTRUCT_RECIPES.items()}
+    recipes, chosen = select_on_val(candidates, data, runs_dir, args.ft_epochs)
     recipe = {**FT_RECIPE, **RECONSTRUCT_RECIPES[chosen]}
     runs = [recipes[chosen]] + [cached_finetune(pruned, data, runs_dir, f"{chosen}-seed{seed}", args.ft_epochs,
                                                 {**recipe, "seed": seed}) for seed in args.extra_seeds]  # fmt: skip
@@ -385,9 +378,8 @@ def stage_short(model: str, data: Path, out: Path, args: argparse.Namespace) -> 
     runs = {}
     for epochs in SHORT_EPOCHS:
         for start, weights in starts.items():
-            tried = {name: cached_finetune(weights, data, out / "short", f"{start}-{epochs}ep-{name}", epochs,
-                                           {**FT_RECIPE, **overrides}) for name, overrides in SHORT_RECIPES.items()}
-            chosen = max(tried, key=lambda k: tried[k]["val_map50_95"])
+            candidates = {name: (weights, {**FT_RECIPE, **overrides}) for name, overrides in SHORT_RECIPES.items()}
+            tried, chosen = select_on_val(candidates, data, out / "short", epochs, prefix=f"{start}-{epochs}ep-")
             runs[f"{start}-{epochs}ep"] = {"selected": chosen, "val": {k: v["val_map50_95"] for k, v in tried.items()},
                                            "epochs": epochs, **evaluate(Path(tried[chosen]["weights"]), data)}
     return {"recipe": FT_RECIPE, "recipes": SHORT_RECIPES, "runs": runs}
@@ -409,6 +401,15 @@ def stage_stem(model: str, data: Path, out: Path, args: argparse.Namespace) -> d
     return {"weights": str(best), "epochs": args.ft_epochs, "recipe": FT_RECIPE, "layers": list(STEM_LAYERS),
             "pruned": pruned_scores(pruned, data), "val_map50_95": evaluate(best, data, split="val")["map50_95"],
             "seeds": [0, *args.extra_seeds], "map50_95_seeds": [scores["map50_95"], *seeds], **scores}  # fmt: skip
+
+
+def select_on_val(candidates: dict[str, tuple[Path, dict]], data: Path, runs_dir: Path, epochs: int,
+                  prefix: str = "") -> tuple[dict[str, dict], str]:  # fmt: skip
+    """Fine-tune each ``{name: (weights, recipe)}`` once (cached as ``<prefix><name>``); return the runs and the name
+    with the best val mAP50-95 (the held-out split plays no part in the choice)."""
+    tried = {name: cached_finetune(weights, data, runs_dir, prefix + name, epochs, recipe)
+             for name, (weights, recipe) in candidates.items()}  # fmt: skip
+    return tried, max(tried, key=lambda k: tried[k]["val_map50_95"])
 
 
 def cached_finetune(weights: Path, data: Path, runs_dir: Path, name: str, epochs: int, recipe: dict) -> dict:
@@ -699,11 +700,14 @@ def seed_lines(model: str, stages: dict) -> list[str]:
 
 def reconstruct_lines(model: str, stages: dict) -> list[str]:
     """The fine-tune recipes compared on the reconstructed ratio-0.3 model (val split)."""
+    from yolo_prune.reconstruction import reconstruction_images
+
     if "reconstruct" not in stages:
         return []
     r = stages["reconstruct"]
     lines = ["", f"## Fine-tune recipes after `reconstruct=True` ({model}, ratio 0.3, {r['epochs']} epochs, val)",
-             "", f"Reconstruction itself took {r['prune_s']} s (prune + refit on 128 training images).", "",
+             "", f"Reconstruction itself took {r['prune_s']} s (prune + refit on {reconstruction_images(IMGSZ)} "
+             "training images).", "",
              "| recipe | overrides of the fine-tune recipe | val mAP50-95 | wall (s) |",
              "|---|---|---|---|"]  # fmt: skip
     for name, v in r["recipes"].items():
