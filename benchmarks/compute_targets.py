@@ -12,7 +12,7 @@ import time
 from ultralytics.nn.tasks import DetectionModel
 from ultralytics.utils.torch_utils import get_flops
 
-from yolo_prune.core import PruneOptions, prune_detection_model
+from yolo_prune.pruning.core import PruneOptions, prune_detection_model
 
 MODELS = ("yolov8n", "yolo11n", "yolo26n", "yolov8s", "yolo11s", "yolo26s")
 SPEED_UPS = (1.5, 2.0, 3.0)

@@ -1,4 +1,4 @@
-"""Benchmark ``yolo_prune.core.prune_detection_model`` on the YOLOv8 / YOLO11 / YOLO26 detection families.
+"""Benchmark ``yolo_prune.pruning.core.prune_detection_model`` on the YOLOv8 / YOLO11 / YOLO26 detection families.
 
 For each model (built from its yaml, random weights, no checkpoint I/O) this measures GFLOPs at imgsz 640 and
 parameter count before and after pruning, the wall time of the prune call alone, and the peak resident memory of
@@ -74,7 +74,7 @@ def peak_rss_bytes() -> int:
 
 def timed_prune(model: Any, ratio: float) -> tuple[Any, float]:
     """Prune ``model`` (uniform, l2) and return the pruned copy and the wall time of the call."""
-    from yolo_prune.core import PruneOptions, prune_detection_model
+    from yolo_prune.pruning.core import PruneOptions, prune_detection_model
 
     options = PruneOptions(ratio=ratio, importance="l2", global_pruning=False)
     start = time.perf_counter()

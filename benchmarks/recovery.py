@@ -1,8 +1,8 @@
 """Recovery benchmark: train a base detector on synthetic shapes, prune it, and measure how much fine-tuning recovers.
 
 Pretrained weights cannot be downloaded here, so the base is trained from its yaml on the offline shapes dataset
-(``yolo_prune.data.make_synthetic_dataset``). Every number is mAP50-95 on a *held-out* split (drawn with another
-seed, never seen by training or checkpoint selection), through stock ``YOLO(...).val(split="test")``.
+(``yolo_prune.data.synthetic.make_synthetic_dataset``). Every number is mAP50-95 on a *held-out* split (drawn with
+another seed, never seen by training or checkpoint selection), through stock ``YOLO(...).val(split="test")``.
 
 Stages (each result is cached under ``benchmarks/cache/recovery/<model>/``; delete it to recompute):
 
@@ -166,7 +166,7 @@ RECONSTRUCT_RECIPES = {
 
 def dataset() -> Path:
     """Write (or reuse) the train/val shapes set and a held-out test split; return the benchmark data yaml."""
-    from yolo_prune.data import make_synthetic_dataset
+    from yolo_prune.data.synthetic import make_synthetic_dataset
 
     train_yaml = make_synthetic_dataset(CACHE / "shapes", **DATA)
     heldout_yaml = make_synthetic_dataset(CACHE / "shapes-heldout", **HELDOUT)
@@ -453,7 +453,7 @@ def stage_iterative_reconstruct(model: str, data: Path, out: Path, args: argpars
 
 def run_iterative(out: Path, data: Path, name: str, max_map_drop: float, recipe: dict = FT_RECIPE,
                   **schedule: Any) -> dict:  # fmt: skip
-    from yolo_prune.iterative import iterative_prune
+    from yolo_prune.recovery.iterative import iterative_prune
 
     base = Path(load_stage(out, "base")["weights"])
     recipe = {k: v for k, v in recipe.items() if k != "imgsz"}
@@ -700,7 +700,7 @@ def seed_lines(model: str, stages: dict) -> list[str]:
 
 def reconstruct_lines(model: str, stages: dict) -> list[str]:
     """The fine-tune recipes compared on the reconstructed ratio-0.3 model (val split)."""
-    from yolo_prune.reconstruction import reconstruction_images
+    from yolo_prune.recovery.reconstruction import reconstruction_images
 
     if "reconstruct" not in stages:
         return []

@@ -21,6 +21,6 @@ def tiny_detector(cfg: str = "yolov8n.yaml") -> DetectionModel:
 @pytest.fixture(scope="session")
 def dataset_yaml(tmp_path_factory):
     """A small generated 3-class dataset (YOLO labels + COCO JSON) in 64 px images."""
-    from yolo_prune.data import make_synthetic_dataset
+    from yolo_prune.data.synthetic import make_synthetic_dataset
 
     return make_synthetic_dataset(tmp_path_factory.mktemp("synthetic"), n_train=16, n_val=8, imgsz=64, seed=0)

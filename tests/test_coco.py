@@ -1,4 +1,4 @@
-"""COCO-format data in (yolo_prune.coco): JSON -> Ultralytics labels + data.yaml, round trip and training."""
+"""COCO-format data in (yolo_prune.data.coco): JSON -> Ultralytics labels + data.yaml, round trip and training."""
 
 import json
 import shutil
@@ -10,7 +10,7 @@ from ultralytics import YOLO
 
 from conftest import NAMES, tiny_detector
 from yolo_prune import PruneError
-from yolo_prune.coco import coco_to_yolo, convert_cli, dataset_cli
+from yolo_prune.data.coco import coco_to_yolo, convert_cli, dataset_cli
 
 
 def labels(folder):

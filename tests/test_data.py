@@ -1,4 +1,4 @@
-"""Tests for the offline synthetic shapes dataset (yolo_prune.data)."""
+"""Tests for the offline synthetic shapes dataset (yolo_prune.data.synthetic)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import yaml
 
 os.environ.setdefault("YOLO_OFFLINE", "1")  # before Ultralytics is imported anywhere in this module's tests
 
-from yolo_prune.data import make_synthetic_dataset  # noqa: E402
+from yolo_prune.data.synthetic import make_synthetic_dataset  # noqa: E402
 from yolo_prune.errors import PruneError  # noqa: E402
 
 SMALL = {"n_train": 6, "n_val": 3, "imgsz": 64}

@@ -27,7 +27,7 @@ from ultralytics import YOLO
 from ultralytics.nn.tasks import DetectionModel
 
 from yolo_prune import PruneError, prune_yolo
-from yolo_prune.data import make_synthetic_dataset
+from yolo_prune.data.synthetic import make_synthetic_dataset
 from yolo_prune.export import ExportVerificationError, export, toolchains, verify
 from yolo_prune.export.matching import Detections, detection_agreement, raw_agreement
 from yolo_prune.export.targets import plan_target, resolve_target

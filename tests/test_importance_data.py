@@ -6,8 +6,8 @@ import torch
 from conftest import FAMILIES, tiny_detector
 from helpers import assert_stock_rebuild_keeps_every_tensor, slot_widths
 from yolo_prune import PruneError, prune_yolo
-from yolo_prune.calibration import calibration_batches, single_samples
-from yolo_prune.core import PruneOptions, prune_detection_model
+from yolo_prune.pruning.core import PruneOptions, prune_detection_model
+from yolo_prune.recovery.calibration import calibration_batches, single_samples
 
 
 @pytest.fixture(scope="module")

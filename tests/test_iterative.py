@@ -1,4 +1,4 @@
-"""Iterative prune -> fine-tune (yolo_prune.iterative): schedule, stop rule, kept checkpoint and report files."""
+"""Iterative prune -> fine-tune (yolo_prune.recovery.iterative): schedule, stop rule, kept checkpoint, report files."""
 
 import csv
 
@@ -8,7 +8,7 @@ from ultralytics import YOLO
 
 from conftest import tiny_detector
 from yolo_prune import PruneError
-from yolo_prune.iterative import Schedule, iterative_cli, iterative_prune
+from yolo_prune.recovery.iterative import Schedule, iterative_cli, iterative_prune
 
 TINY_TRAIN = {"batch": 8, "workers": 0, "device": "cpu", "plots": False, "amp": False, "warmup_epochs": 0}
 

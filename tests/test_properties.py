@@ -2,7 +2,7 @@
 stock-loadable model with finite outputs of unchanged shape, widths that follow the documented rounding, no emptied
 group, and a clear PruneError for every option the yaml cannot express.
 
-Documented width rule (``yolo_prune.widths.round_width``), checked here on every width pruning decides:
+Documented width rule (``yolo_prune.pruning.widths.round_width``), checked here on every width pruning decides:
     kept = min(original, max(round_to, round_half_up(original * (1 - ratio) / round_to) * round_to))
 so a width is a multiple of ``round_to`` unless it keeps its original width (a layer narrower than ``round_to``),
 never grows and never drops below ``min(round_to, original)``. Global pruning ranks channels instead of applying the
@@ -22,7 +22,7 @@ from ultralytics.utils.torch_utils import get_num_params
 from conftest import FAMILIES, tiny_detector
 from helpers import assert_stock_rebuild_keeps_every_tensor, slot_widths
 from yolo_prune import PruneError, prune_yolo
-from yolo_prune.core import PruneOptions, prune_detection_model
+from yolo_prune.pruning.core import PruneOptions, prune_detection_model
 
 CRITERIA = ("l1", "l2", "bn", "lamp", "random")  # the data-free criteria (taylor/hessian need a dataset)
 ROUND_TO = (8, 16, 24, 32, 64)  # every positive multiple of 8 is valid; 24 is not a power of two on purpose

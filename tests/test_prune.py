@@ -10,7 +10,7 @@ from ultralytics.utils.torch_utils import get_flops, get_num_params
 from conftest import FAMILIES, tiny_detector
 from helpers import assert_stock_rebuild_keeps_every_tensor, output_shapes, pickled_globals, slot_widths
 from yolo_prune import PruneError, prune_yolo
-from yolo_prune.core import PruneOptions, prune_detection_model
+from yolo_prune.pruning.core import PruneOptions, prune_detection_model
 
 
 @pytest.fixture(scope="module", params=FAMILIES)

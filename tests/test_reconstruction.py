@@ -7,11 +7,11 @@ from torch import nn
 from conftest import FAMILIES, tiny_detector
 from helpers import assert_stock_rebuild_keeps_every_tensor, slot_widths
 from yolo_prune import PruneError, prune_yolo
-from yolo_prune.calibration import calibration_batches
-from yolo_prune.channel_map import batchnorms
 from yolo_prune.cli import main
-from yolo_prune.core import PruneOptions, prune_detection_model, prune_with_channel_map
-from yolo_prune.reconstruction import reconstruct_convolutions, reconstruction_images
+from yolo_prune.pruning.channel_map import batchnorms
+from yolo_prune.pruning.core import PruneOptions, prune_detection_model, prune_with_channel_map
+from yolo_prune.recovery.calibration import calibration_batches
+from yolo_prune.recovery.reconstruction import reconstruct_convolutions, reconstruction_images
 
 
 def trained_looking(cfg: str = "yolov8n.yaml"):

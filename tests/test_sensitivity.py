@@ -1,4 +1,4 @@
-"""Layer sensitivity (yolo_prune.sensitivity): groups, one row per (group, ratio), files, suggested layer_ratios."""
+"""Layer sensitivity (yolo_prune.recovery.sensitivity): groups, a row per (group, ratio), files, layer_ratios."""
 
 import csv
 from pathlib import Path
@@ -9,8 +9,8 @@ from ultralytics.utils.torch_utils import get_flops
 
 from conftest import FAMILIES, tiny_detector
 from yolo_prune import PruneError, prune_yolo
-from yolo_prune.core import PruneOptions, prune_detection_model
-from yolo_prune.sensitivity import (
+from yolo_prune.pruning.core import PruneOptions, prune_detection_model
+from yolo_prune.recovery.sensitivity import (
     SensitivityResult,
     SensitivityRow,
     layer_groups,

@@ -4,12 +4,12 @@ __version__ = "0.1.0"
 
 from .api import prune_yolo  # noqa: E402
 from .bench import BenchResult, benchmark  # noqa: E402
-from .coco import coco_to_yolo  # noqa: E402
-from .data import make_synthetic_dataset  # noqa: E402
+from .data.coco import coco_to_yolo  # noqa: E402
+from .data.synthetic import make_synthetic_dataset  # noqa: E402
 from .errors import PruneError  # noqa: E402
 from .export import ExportResult, export  # noqa: E402
-from .iterative import IterativeResult, iterative_prune  # noqa: E402
-from .sensitivity import SensitivityResult, sensitivity, suggest_layer_ratios  # noqa: E402
+from .recovery.iterative import IterativeResult, iterative_prune  # noqa: E402
+from .recovery.sensitivity import SensitivityResult, sensitivity, suggest_layer_ratios  # noqa: E402
 
 __all__ = [
     "BenchResult",

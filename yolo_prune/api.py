@@ -13,13 +13,13 @@ from ultralytics.utils.torch_utils import get_flops
 
 from . import __version__
 from .checkpoint import checkpoint_dict, save_atomic
-from .core import PruneOptions, prune_with_channel_map
 from .errors import PruneError
-from .calibration import calibration_batches, recalibrate_batchnorm
-from .importance import DATA_DRIVEN, IMPORTANCE
 from .loading import ModelSource, load_model, restricted_yolo
-from .reconstruction import reconstruct_convolutions, reconstruction_images
-from .summary import ModelStats, log_summary
+from .pruning.core import PruneOptions, prune_with_channel_map
+from .pruning.importance import DATA_DRIVEN, IMPORTANCE
+from .pruning.summary import ModelStats, log_summary
+from .recovery.calibration import calibration_batches, recalibrate_batchnorm
+from .recovery.reconstruction import reconstruct_convolutions, reconstruction_images
 
 PREFIX = colorstr("yolo-prune: ")
 

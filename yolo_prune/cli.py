@@ -164,7 +164,7 @@ VERBS: dict[str, Verb] = {
         required=("model",),
     ),
     "iterative": Verb(
-        ".iterative:iterative_cli",
+        ".recovery.iterative:iterative_cli",
         ITERATIVE_KEYS,
         "prune in steps towards ratio/speed_up, fine-tuning each step; stops past max_map_drop (Ultralytics train"
         " keys such as batch=, device=, distill_model= pass through)",
@@ -172,19 +172,19 @@ VERBS: dict[str, Verb] = {
         extra_keys="ultralytics.utils:DEFAULT_CFG_KEYS",
     ),
     "sensitivity": Verb(
-        ".sensitivity:sensitivity_cli",
+        ".recovery.sensitivity:sensitivity_cli",
         SENSITIVITY_KEYS,
         "prune one group of layers at a time, measure the mAP drop; CSV + PNG; target_drop= suggests layer_ratios",
         required=("model", "data"),
     ),
     "dataset": Verb(
-        ".coco:dataset_cli",
+        ".data.coco:dataset_cli",
         DATASET_KEYS,
         "draw the offline synthetic shapes dataset (format=yolo: labels + COCO JSON + data.yaml; format=coco)",
         required=("out",),
     ),
     "convert": Verb(
-        ".coco:convert_cli",
+        ".data.coco:convert_cli",
         {"images": None, "overwrite": False},
         "convert a COCO-format dataset (annotations/instances_*.json + images) to Ultralytics labels + data.yaml",
         required=("data", "out"),

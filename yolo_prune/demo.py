@@ -22,10 +22,10 @@ from ultralytics.utils.files import increment_path  # noqa: E402
 
 from .api import prune_yolo  # noqa: E402
 from .bench import benchmark  # noqa: E402
-from .coco import coco_to_yolo  # noqa: E402
-from .data import make_synthetic_dataset  # noqa: E402
 from .bench.report import text_table  # noqa: E402
-from .finetune import Scores, finetune, validate  # noqa: E402
+from .data.coco import coco_to_yolo  # noqa: E402
+from .data.synthetic import make_synthetic_dataset  # noqa: E402
+from .recovery.finetune import Scores, finetune, validate  # noqa: E402
 
 PREFIX = colorstr("demo: ")
 TRAIN_DEFAULTS = {"batch": 16, "workers": 0, "device": "cpu", "plots": False, "amp": False, "verbose": False}

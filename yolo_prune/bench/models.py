@@ -15,7 +15,7 @@ from ..api import PREFIX, prune_yolo
 from ..checkpoint import checkpoint_dict, save_atomic
 from ..errors import PruneError
 from ..loading import ModelSource, load_model
-from ..summary import ModelStats
+from ..pruning.summary import ModelStats
 from ..loading import restricted_yolo
 
 

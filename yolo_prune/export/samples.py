@@ -36,7 +36,7 @@ def sample_images(data: Path | None, imgsz: int, folder: Path, limit: int = MAX_
     if data is not None:
         images = dataset_images(data, limit)
         return images, f"{len(images)} validation images of {data.name}"
-    from ..data import make_synthetic_dataset
+    from ..data.synthetic import make_synthetic_dataset
 
     yaml = make_synthetic_dataset(folder / "samples", n_train=1, n_val=limit, imgsz=imgsz, seed=0)
     images = sorted((yaml.parent / "images" / "val").glob("*.jpg"))[:limit]

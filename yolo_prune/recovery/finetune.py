@@ -13,8 +13,8 @@ from typing import Any
 
 from ultralytics.utils.torch_utils import get_flops
 
-from .errors import PruneError
-from .loading import restricted_yolo
+from ..errors import PruneError
+from ..loading import restricted_yolo
 
 RESERVED_TRAIN_KEYS = ("model", "data", "epochs", "imgsz", "project", "name", "exist_ok", "resume")
 VAL_KEYS = ("batch", "device", "workers", "half", "conf", "iou", "max_det", "rect", "single_cls")

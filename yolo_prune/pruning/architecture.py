@@ -26,7 +26,7 @@ from ultralytics.nn import modules as ultralytics_modules
 from ultralytics.nn.modules.block import C3k
 from ultralytics.nn.tasks import DetectionModel
 
-from .errors import PruneError
+from ..errors import PruneError
 
 SUPPORTED_LAYERS = ("Conv", "C2f", "C3k2", "SPPF", "C2PSA", "Concat", "nn.Upsample", "Detect")
 SUPPORTED_FAMILIES = "YOLOv8, YOLO11 and YOLO26 detection models (scales n, s, m, l, x)"

@@ -12,10 +12,10 @@ from ultralytics.nn.tasks import DetectionModel
 
 from ultralytics.utils.torch_utils import get_flops
 
+from ..recovery.calibration import accumulate_gradients
 from .architecture import Slot, build_from_yaml, check_supported, current_widths, pruned_yaml, resize_cls_branches
 from .channel_map import read_channel_tags, tag_channels
 from .groups import ChannelGroup, build_graph, collect_groups
-from .calibration import accumulate_gradients
 from .importance import DATA_DRIVEN, make_importance
 from .surrogate import join_stems, split_stems
 from .targets import closest_plan

@@ -13,7 +13,7 @@ from ultralytics.cfg import get_cfg
 from ultralytics.data import build_dataloader, build_yolo_dataset
 from ultralytics.data.utils import check_det_dataset
 
-from .errors import PruneError
+from ..errors import PruneError
 
 CALIBRATION_IMAGES = 64
 CALIBRATION_BATCH = 8

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch_pruning as tp
 
-from .errors import PruneError
+from ..errors import PruneError
 
 IMPORTANCE = {
     "l1": lambda: tp.importance.GroupMagnitudeImportance(p=1),

@@ -22,9 +22,9 @@ from ultralytics.nn.modules import Conv
 from ultralytics.utils import LOGGER, colorstr
 from ultralytics.utils.files import increment_path
 
-from .errors import PruneError
+from ..errors import PruneError
+from ..loading import restricted_yolo
 from .finetune import Scores, check_data, validate
-from .loading import restricted_yolo
 
 PREFIX = colorstr("yolo-prune sensitivity: ")
 COLUMNS = ("group", "layers", "ratio", "map50_95", "map_drop", "gflops", "params")
@@ -153,7 +153,7 @@ def sensitivity(
         PruneError: For a bad ratio, layer index, fraction or validation keyword.
 
     Examples:
-        >>> from yolo_prune.sensitivity import sensitivity, suggest_layer_ratios
+        >>> from yolo_prune.recovery.sensitivity import sensitivity, suggest_layer_ratios
         >>> result = sensitivity("best.pt", "data.yaml", ratios=(0.2, 0.4, 0.6), fraction=0.25)  # doctest: +SKIP
         >>> from yolo_prune import prune_yolo  # doctest: +SKIP
         >>> prune_yolo("best.pt", layer_ratios=suggest_layer_ratios(result, target_drop=0.01))  # doctest: +SKIP
@@ -326,7 +326,7 @@ def _measure_group(
     importance: str, run_dir: Path, tmp: Path, val_kwargs: dict[str, Any],
 ) -> list[SensitivityRow]:  # fmt: skip
     """Prune ``group`` alone at each ratio and validate; no rows if pruning it changes nothing."""
-    from .api import prune_yolo
+    from ..api import prune_yolo
 
     rows = []
     for ratio in ratios:

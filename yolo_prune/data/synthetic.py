@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import yaml
 
-from .errors import PruneError
+from ..errors import PruneError
 
 SHAPES = ("circle", "square", "triangle")  # drawable shapes; each class is drawn as exactly one of them
 SPLITS = ("train", "val")
@@ -102,7 +102,7 @@ def make_synthetic_dataset(
             did not write.
 
     Examples:
-        >>> from yolo_prune.data import make_synthetic_dataset
+        >>> from yolo_prune.data.synthetic import make_synthetic_dataset
         >>> data = make_synthetic_dataset("datasets/shapes", n_train=32, n_val=8)  # doctest: +SKIP
         >>> from ultralytics import YOLO  # doctest: +SKIP
         >>> YOLO("yolov8n.yaml").train(data=data, imgsz=128, epochs=1)  # doctest: +SKIP

@@ -10,7 +10,7 @@ from ultralytics.nn.tasks import DetectionModel
 from ultralytics.utils import LOGGER
 from ultralytics.utils.torch_utils import get_flops, get_num_params
 
-from .checkpoint import serialized_size
+from ..checkpoint import serialized_size
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from ultralytics import YOLO
 from ultralytics.utils import LOGGER, colorstr
 from ultralytics.utils.files import increment_path
 
-from .errors import PruneError
+from ..errors import PruneError
 from .finetune import Scores, check_data, check_train_kwargs, finetune, val_kwargs_from, validate
 
 PREFIX = colorstr("yolo-prune iterative: ")
@@ -126,7 +126,7 @@ def iterative_prune(
         PruneError: For a bad option, a missing data yaml or model file, or a reserved train argument.
 
     Examples:
-        >>> from yolo_prune.iterative import iterative_prune
+        >>> from yolo_prune.recovery.iterative import iterative_prune
         >>> result = iterative_prune("best.pt", "data.yaml", steps=3, speed_up=2.0, epochs=10)  # doctest: +SKIP
         >>> result.best  # doctest: +SKIP
         PosixPath('runs/prune/iterative/best.pt')
@@ -240,7 +240,7 @@ def _prune_step(
     Returns:
         The saved pruned checkpoint, or None when the model is already at or below the step's target.
     """
-    from .api import prune_yolo
+    from ..api import prune_yolo
 
     target = schedule.prune_kwargs(k, base.gflops, current.gflops)
     if target is None:

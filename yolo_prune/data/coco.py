@@ -6,7 +6,7 @@ JSON is first rewritten with categories renumbered 1..K in id order; class ``i``
 category by id and keeps its name. Images are hard-linked (copied across file systems) next to the labels, in the
 ``images/<split>`` / ``labels/<split>`` layout Ultralytics pairs by path.
 
-The CLI helpers here also expose the offline synthetic generator (``yolo_prune.data.make_synthetic_dataset``),
+The CLI helpers here also expose the offline synthetic generator (``yolo_prune.data.synthetic.make_synthetic_dataset``),
 which writes both formats, so the COCO path can be exercised end to end without downloads.
 """
 
@@ -23,8 +23,8 @@ import yaml
 from ultralytics.data.converter import convert_coco
 from ultralytics.utils import LOGGER, colorstr
 
-from .data import make_synthetic_dataset
-from .errors import PruneError
+from ..errors import PruneError
+from .synthetic import make_synthetic_dataset
 
 PREFIX = colorstr("yolo-prune dataset: ")
 MARKER = "coco_to_yolo.json"  # written last into a converted folder; lets a rerun with overwrite=True replace it
@@ -66,7 +66,7 @@ def coco_to_yolo(
         PruneError: For missing or inconsistent annotations, missing images, or an unusable ``out_dir``.
 
     Examples:
-        >>> from yolo_prune.coco import coco_to_yolo
+        >>> from yolo_prune.data.coco import coco_to_yolo
         >>> data = coco_to_yolo("datasets/my_coco", "datasets/my_coco_yolo")  # doctest: +SKIP
         >>> from ultralytics import YOLO  # doctest: +SKIP
         >>> YOLO("yolov8n.yaml").train(data=data, epochs=10)  # doctest: +SKIP

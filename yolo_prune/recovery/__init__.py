@@ -1,0 +1,1 @@
+"""Recovering accuracy on data: calibration, reconstruction, stock fine-tuning, iterative pruning, sensitivity."""
