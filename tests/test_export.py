@@ -11,6 +11,7 @@ error already breaks IoU 0.7 on small boxes. Faults upstream of the head (the pr
 """
 
 import hashlib
+import importlib.util
 import json
 import os
 import shutil
@@ -28,7 +29,8 @@ from ultralytics.nn.tasks import DetectionModel
 
 from yolo_prune import PruneError, prune_yolo
 from yolo_prune.data.synthetic import make_synthetic_dataset
-from yolo_prune.export import ExportVerificationError, export, toolchains, verify
+from yolo_prune.cli import main
+from yolo_prune.export import ExportVerificationError, export, extras, toolchains, verify
 from yolo_prune.export.matching import Detections, detection_agreement, raw_agreement
 from yolo_prune.export.targets import plan_target, resolve_target
 from yolo_prune.export.toolchains import Toolchains
@@ -216,6 +218,81 @@ def test_bad_arguments_fail_before_exporting(pruned_pt, kwargs, message):
 def test_bad_model_paths(tmp_path, model, message):
     with pytest.raises(PruneError, match=message):
         export(tmp_path / model, "onnx")
+
+
+# --- missing extras, fast: the packages an export needs are checked before it starts ---------------------------
+
+
+@pytest.fixture
+def uninstalled(monkeypatch):
+    """``uninstalled("ncnn", ...)`` makes those import names look missing to ``find_spec`` (on a LiteRT platform)."""
+    real = importlib.util.find_spec
+    monkeypatch.setattr(extras, "litert_platform", lambda: True)
+
+    def hide(*names):
+        def find_spec(name, *args, **kwargs):
+            return None if name in names else real(name, *args, **kwargs)
+
+        monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+
+    return hide
+
+
+@pytest.fixture
+def fake_pt(tmp_path) -> Path:
+    """Nothing reads the checkpoint before the check, so any file named .pt will do."""
+    (tmp_path / "data.yaml").write_text("")
+    path = tmp_path / "model.pt"
+    path.write_bytes(b"")
+    return path
+
+
+TFLITE_FIX, EXPORT_FIX = 'pip install "yolo-prune[tflite]"', 'pip install "yolo-prune[export]"'
+BOTH_FIX = 'pip install "yolo-prune[export,tflite]"'
+
+
+@pytest.mark.parametrize(
+    "target, kwargs, hidden, fix, names",
+    [
+        ("rpi", {}, ("litert_torch",), TFLITE_FIX, "needs litert-torch, which is not installed"),
+        ("rpi", {"int8": True}, ("ai_edge_quantizer",), TFLITE_FIX, "ai-edge-quantizer"),
+        ("rpi", {}, ("ncnn", "ai_edge_litert", "onnx2tf"), BOTH_FIX, "needs ncnn and ai-edge-litert, which are"),
+        ("coral", {}, ("onnx2tf", "tf_keras"), TFLITE_FIX, "needs tf_keras and onnx2tf"),
+        ("onnx", {}, ("onnxslim", "litert_torch"), EXPORT_FIX, "needs onnxslim, which is not installed"),
+        ("onnx", {"int8": True}, ("onnxruntime",), EXPORT_FIX, "onnxruntime"),
+        ("jetson", {}, ("onnx", "onnxruntime"), EXPORT_FIX, "needs onnx and onnxruntime, which are not installed"),
+    ],
+)
+def test_missing_extra_fails_before_exporting_and_names_it(uninstalled, fake_pt, target, kwargs, hidden, fix, names):
+    if target == "coral" and toolchains.coral_supported_here():
+        pytest.skip(toolchains.coral_supported_here())
+    uninstalled(*hidden)
+    with pytest.raises(PruneError) as error:
+        export(fake_pt, target, data=fake_pt.with_name("data.yaml"), **kwargs, verbose=False)
+    message = str(error.value)
+    assert message.startswith(f"target={target} ") and names in message and fix in message and "\n" not in message
+    assert (".ci/tflite-lock.txt" in message) == ("tflite" in fix)  # the pinned set CI installs
+    assert sorted(p.name for p in fake_pt.parent.iterdir()) == ["data.yaml", "model.pt"]  # nothing exported
+
+
+@pytest.mark.parametrize(
+    "target, hidden, fix", [("rpi", ("litert_torch", "ai_edge_litert"), TFLITE_FIX), ("onnx", ("onnx",), EXPORT_FIX)]
+)
+def test_cli_missing_extra_is_one_line_naming_it(uninstalled, fake_pt, capsys, target, hidden, fix):
+    uninstalled(*hidden)
+    assert main(["export", f"model={fake_pt}", f"target={target}"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"yolo-prune: error: target={target} needs ") and fix in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_extras_check_passes_when_installed_and_skips_litert_where_the_extra_has_none(monkeypatch):
+    builds = plan_target("rpi", half=False, int8=True, opset=17, tools=Toolchains(None, "no GPU")).builds
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a, **k: object())
+    extras.check_installed("rpi", builds)  # everything importable: no error
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a, **k: None)
+    monkeypatch.setattr(extras, "litert_platform", lambda: False)  # e.g. Linux aarch64: Ultralytics says why
+    assert [p.pip for p in extras.missing_packages(builds)] == ["ncnn", "pnnx"]
 
 
 def test_plans_map_targets_onto_ultralytics_formats():

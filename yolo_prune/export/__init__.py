@@ -1,9 +1,10 @@
 """Edge export of a pruned checkpoint (Raspberry Pi, Coral, Jetson, ONNX) through Ultralytics' exporter, each artifact
 verified against the PyTorch model it came from.
 
-Modules: ``targets`` (what each target exports), ``toolchains`` (Edge TPU compiler, TensorRT), ``build`` and
-``worker`` (the exports, in a child process), ``samples`` (verification images), ``matching`` and ``verification`` (the
-comparison), ``results`` (the returned rows and the logged table).
+Modules: ``targets`` (what each target exports), ``toolchains`` (Edge TPU compiler, TensorRT), ``extras`` (the
+Python packages each export needs, and the extra that installs them), ``build`` and ``worker`` (the exports, in a
+child process), ``samples`` (verification images), ``matching`` and ``verification`` (the comparison), ``results``
+(the returned rows and the logged table).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from ultralytics.utils import LOGGER
 
 from ..errors import PruneError
 from .build import Artifact, run_builds
+from .extras import check_installed
 from .options import calibration_data, check_options, checkpoint_file
 from .results import PREFIX, ExportResult, ExportVerificationError, disk_size_mb, log_table
 from .samples import sample_images
@@ -78,7 +80,9 @@ def export(
         machine cannot build.
 
     Raises:
-        PruneError: For a bad argument or an unknown target (with a suggestion), before anything is exported.
+        PruneError: For a bad argument or an unknown target (with a suggestion), or when a package the target's
+            exports need is missing (naming the extra that installs it: ``pip install "yolo-prune[tflite]"`` or
+            ``"yolo-prune[export]"``), before anything is exported.
         ExportVerificationError: A PruneError raised with ``strict`` when an export failed or an artifact disagrees
             with the PyTorch model; its ``results`` holds every row.
 
@@ -98,6 +102,7 @@ def export(
     if target == "coral" and half and verbose:
         LOGGER.warning(f"{PREFIX}the Edge TPU runs only int8 models; half=True is ignored for target=coral.")
     plan = plan_target(target, half=half, int8=int8, opset=opset, tools=Toolchains.detect())
+    check_installed(target, plan.builds)
 
     with tempfile.TemporaryDirectory(prefix="yolo_prune_export_") as work:
         images, source = sample_images(data_file, imgsz, Path(work))
