@@ -34,7 +34,7 @@ def test_prune_refuses_to_overwrite(tmp_path, monkeypatch, capsys):
 def test_values_are_parsed_like_ultralytics():
     _, args = parse(["prune", "model=a.pt", "ratio=0.5", "global_pruning=True", "round_to=16", "save=x.pt"])
     assert args["ratio"] == 0.5 and args["global_pruning"] is True and args["round_to"] == 16
-    assert args["importance"] == "l2"  # default filled in
+    assert args["importance"] == "auto"  # default filled in
 
 
 @pytest.mark.parametrize(

@@ -89,8 +89,9 @@ def test_bad_layer_ratios(kwargs, message):
 
 def test_calibrate_bn_reestimates_batchnorm_of_the_pruned_model(dataset_yaml):
     base = tiny_detector()
-    plain = prune_yolo(base, ratio=0.3, imgsz=64, data=dataset_yaml, verbose=False).model  # data alone: no change
-    tuned = prune_yolo(base, ratio=0.3, imgsz=64, data=dataset_yaml, calibrate_bn=True, verbose=False).model
+    same = {"ratio": 0.3, "imgsz": 64, "data": dataset_yaml, "distill": False, "verbose": False}
+    plain = prune_yolo(base, **same).model  # data alone (no distillation): weights and statistics as pruned
+    tuned = prune_yolo(base, calibrate_bn=True, **same).model
     assert not torch.allclose(plain.model[2].cv2.bn.running_var, tuned.model[2].cv2.bn.running_var)
     assert torch.equal(plain.model[2].cv2.conv.weight, tuned.model[2].cv2.conv.weight)  # weights untouched
     assert_stock_rebuild_keeps_every_tensor(tuned)

@@ -94,8 +94,9 @@ def test_reconstruction_leaves_depthwise_and_dfl_convolutions_alone(images):
 def test_prune_yolo_reconstruct_gives_a_stock_checkpoint(dataset_yaml, tmp_path):
     source = trained_looking()
     out = tmp_path / "pruned.pt"
-    model = prune_yolo(source, ratio=0.3, imgsz=64, data=dataset_yaml, reconstruct=True, save=out, verbose=False)
-    plain = prune_yolo(source, ratio=0.3, imgsz=64, verbose=False).model
+    same = {"ratio": 0.3, "imgsz": 64, "importance": "damage", "distill": False, "verbose": False}
+    model = prune_yolo(source, data=dataset_yaml, reconstruct=True, save=out, **same)
+    plain = prune_yolo(source, **same).model
     assert slot_widths(model.model) == slot_widths(plain)
     assert not torch.equal(model.model.model[4].cv2.conv.weight, plain.model[4].cv2.conv.weight)
     assert torch.load(out, weights_only=False)["yolo_prune"]["reconstructed"] is True

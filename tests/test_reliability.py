@@ -582,8 +582,8 @@ def test_cuda_model_is_handled():
 
 def test_repruning_a_pruned_checkpoint_compounds(checkpoint, tmp_path):
     once, twice = tmp_path / "once.pt", tmp_path / "twice.pt"
-    first = prune_yolo(checkpoint, ratio=0.3, save=once, verbose=False).model
-    second = prune_yolo(once, ratio=0.3, save=twice, verbose=False).model
+    first = prune_yolo(checkpoint, ratio=0.3, global_pruning=False, save=once, verbose=False).model  # per-slot rule
+    second = prune_yolo(once, ratio=0.3, global_pruning=False, save=twice, verbose=False).model
     assert_stock_rebuild_keeps_every_tensor(second)
     assert get_num_params(second) < get_num_params(first)
     base = load_model(checkpoint)[0]

@@ -16,6 +16,7 @@ from ..recovery.calibration import accumulate_gradients
 from .architecture import Slot, build_from_yaml, check_supported, current_widths, pruned_yaml, resize_cls_branches
 from .channel_map import read_channel_tags, tag_channels
 from .groups import ChannelGroup, build_graph, collect_groups
+from .fisher import OutputFisherImportance, output_fisher
 from .importance import DATA_DRIVEN, make_importance
 from .surrogate import join_stems, split_stems
 from .targets import closest_plan
@@ -39,7 +40,7 @@ class PruneOptions:
     gflops_fraction: float | None = None
     imgsz: int = 640
     layer_ratios: dict[int, float] | None = None
-    calibration: list[dict] | None = None  # batches for data-driven importance (taylor, hessian)
+    calibration: list[dict] | None = None  # batches for data-driven importance (taylor, hessian, fisher)
 
 
 @dataclass
@@ -102,19 +103,24 @@ def analyse(source: DetectionModel, importance: str, calibration: list[dict] | N
     work = copy.deepcopy(source).float().cpu()
     yaml_slots = current_widths(work)
     split_stems(work)
-    if importance in DATA_DRIVEN:
-        if not calibration:
-            raise ValueError(f"importance='{importance}' needs calibration batches")
+    if importance in DATA_DRIVEN and not calibration:
+        raise ValueError(f"importance='{importance}' needs calibration batches")
+    if importance in ("taylor", "hessian"):
         accumulate_gradients(work, calibration, squared=importance == "hessian")
+    if importance == "fisher":
+        scorer = OutputFisherImportance(output_fisher(work, [b["img"] for b in calibration]))
+    else:
+        scorer = make_importance(importance, work)
     graph = build_graph(work)
-    groups = collect_groups(work, graph, make_importance(importance), set(yaml_slots))
+    groups = collect_groups(work, graph, scorer, set(yaml_slots))
     original = {**_prunable(yaml_slots, groups), **_head_widths(groups)}
     return Analysis(source, work, graph, groups, yaml_slots, original)
 
 
 def make_plan(analysis: Analysis, options: PruneOptions, ratio: float) -> Plan:
     """Decide every width for ``ratio`` and build the stock architecture they describe."""
-    return plan_for_widths(analysis, options, _decide(analysis.original, analysis.groups, options, ratio))
+    costs = channel_costs(analysis) if options.global_pruning else None
+    return plan_for_widths(analysis, options, _decide(analysis.original, analysis.groups, options, ratio, costs))
 
 
 def plan_for_widths(analysis: Analysis, options: PruneOptions, widths: dict[Slot, int]) -> Plan:
@@ -130,15 +136,26 @@ def plan_for_widths(analysis: Analysis, options: PruneOptions, widths: dict[Slot
 def search_plan(analysis: Analysis, options: PruneOptions) -> Plan:
     """Find the plan whose GFLOPs come closest to ``options.gflops_fraction`` of the source's."""
     base = get_flops(analysis.source, options.imgsz)
+    costs = channel_costs(analysis) if options.global_pruning else None
 
     def widths_at(ratio: float) -> dict[Slot, int]:
-        return _decide(analysis.original, analysis.groups, options, ratio)
+        return _decide(analysis.original, analysis.groups, options, ratio, costs)
 
     def evaluate(widths: dict[Slot, int]) -> tuple[float, Plan]:
         plan = plan_for_widths(analysis, options, widths)
         return get_flops(plan.target, options.imgsz) / base, plan
 
     return closest_plan(widths_at, evaluate, options.gflops_fraction)
+
+
+def channel_costs(analysis: Analysis) -> dict[Slot, float]:
+    """Multiply-accumulates one channel of each slot costs: the summed per-channel cost of the groups it sizes."""
+    costs = dict.fromkeys(analysis.original, 0.0)
+    for group in analysis.groups:
+        if group.slot in costs:
+            costs[group.slot] += group.cost
+    floor = 1e-9 * max(max(costs.values(), default=1.0), 1.0)
+    return {slot: max(cost, floor) for slot, cost in costs.items()}
 
 
 def apply_plan(analysis: Analysis, plan: Plan) -> tuple[DetectionModel, dict[str, torch.Tensor]]:
@@ -165,10 +182,14 @@ def _head_widths(groups: list[ChannelGroup]) -> dict[Slot, int]:
 
 
 def _decide(
-    original: dict[Slot, int], groups: list[ChannelGroup], options: PruneOptions, ratio: float
+    original: dict[Slot, int],
+    groups: list[ChannelGroup],
+    options: PruneOptions,
+    ratio: float,
+    costs: dict[Slot, float] | None = None,
 ) -> dict[Slot, int]:
     if options.global_pruning:
-        return global_widths(original, groups, ratio, options.round_to)
+        return global_widths(original, groups, ratio, options.round_to, costs)
     return uniform_widths(original, ratio, options.round_to, options.layer_ratios)
 
 

@@ -27,6 +27,7 @@ class ChannelGroup:
     convs: list[str]
     scores: torch.Tensor
     slot: Slot | None
+    cost: float = 0.0  # multiply-accumulates one channel of the group costs, at the traced image size
 
     @property
     def size(self) -> int:
@@ -88,6 +89,7 @@ def collect_groups(
         Groups in graph order.
     """
     names = {module: name for name, module in model.named_modules()}
+    pixels = output_pixels(model)
     groups = []
     for i, group in enumerate(graph.get_all_groups(ignored_layers=ignored_layers(model), root_module_types=[nn.Conv2d])):
         convs = [
@@ -99,7 +101,40 @@ def collect_groups(
         if len(slots) > 1:
             raise RuntimeError(f"internal: channel group {convs} spans several yaml widths {slots}")
         root = group[0].dep.target.module
-        groups.append(ChannelGroup(root, convs, score_group(scorer, group, seed + i), slots.pop() if slots else None))
+        scores = score_group(scorer, group, seed + i)
+        groups.append(ChannelGroup(root, convs, scores, slots.pop() if slots else None, channel_cost(group, pixels)))
     return groups
+
+
+def output_pixels(model: nn.Module, imgsz: int = 64) -> dict[nn.Conv2d, int]:
+    """Output positions of every convolution of ``model`` for one ``imgsz`` image (costs scale alike at any size)."""
+    pixels: dict[nn.Conv2d, int] = {}
+    handles = [
+        m.register_forward_hook(lambda m, i, o: pixels.__setitem__(m, o.shape[-1] * o.shape[-2]))
+        for m in model.modules()
+        if isinstance(m, nn.Conv2d)
+    ]
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, model.yaml.get("channels", 3), imgsz, imgsz))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return pixels
+
+
+def channel_cost(group: tp.Group, pixels: dict[nn.Conv2d, int]) -> float:
+    """Multiply-accumulates saved per channel removed from ``group``: its producing and its consuming convolutions."""
+    cost = 0.0
+    for dep, _ in group:
+        conv = dep.target.module
+        if not isinstance(conv, nn.Conv2d) or conv not in pixels:
+            continue
+        per_output = conv.weight[0].numel() * pixels[conv]  # (in / groups) * k * k positions
+        if dep.handler == tp.prune_conv_out_channels:
+            cost += per_output
+        elif dep.handler == tp.prune_conv_in_channels and conv.groups == 1:
+            cost += conv.out_channels * conv.kernel_size[0] * conv.kernel_size[1] * pixels[conv]
+    return cost
 
 

@@ -1,4 +1,4 @@
-"""Channel importance criteria, all from torch-pruning, scoring whole DepGraph groups."""
+"""Channel importance criteria scoring whole DepGraph groups: yolo-prune's ``damage`` and ``fisher``, and torch-pruning's."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import torch
 import torch_pruning as tp
 
 from ..errors import PruneError
+from .damage import OutputDamageImportance
 
 IMPORTANCE = {
     "l1": lambda: tp.importance.GroupMagnitudeImportance(p=1),
@@ -15,16 +16,31 @@ IMPORTANCE = {
     "random": lambda: tp.importance.RandomImportance(),
     "taylor": lambda: tp.importance.GroupTaylorImportance(),
     "hessian": lambda: tp.importance.GroupHessianImportance(),
+    "damage": None,  # reads the model's BatchNorm statistics: built by make_importance(name, model)
+    "fisher": None,  # scores on images: built by core.analyse from fisher.output_fisher
 }
-DATA_DRIVEN = ("taylor", "hessian")  # score with gradients of the detection loss on calibration data
+CHOICES = ("auto", *IMPORTANCE)
+DATA_DRIVEN = ("taylor", "hessian", "fisher")  # score on calibration images
 
 
-def make_importance(name: str) -> tp.importance.Importance:
+def resolve_importance(name: str) -> str:
+    """``auto`` is ``damage``: on the real COCO yolov8n it kept more than ``fisher`` on 64 images (0.248 vs 0.236).
+
+    Examples:
+        >>> resolve_importance("auto")
+        'damage'
+    """
+    return "damage" if name == "auto" else name
+
+
+def make_importance(name: str, model: torch.nn.Module | None = None) -> tp.importance.Importance:
     """Return the torch-pruning importance criterion called ``name``.
 
     Args:
-        name: One of ``l1``, ``l2`` (group magnitude), ``bn`` (BatchNorm scale), ``lamp``, ``random``, or the
-            data-driven ``taylor`` and ``hessian``, which read ``param.grad`` (see ``calibration``).
+        name: ``damage`` (data-free output damage from BatchNorm statistics, needs ``model``), ``l1``, ``l2`` (group
+            magnitude), ``bn`` (BatchNorm scale), ``lamp``, ``random``, or the data-driven ``taylor`` and
+            ``hessian``, which read ``param.grad`` (see ``calibration``).
+        model: The model the groups come from (for ``damage``).
 
     Returns:
         A callable that scores every channel of a pruning group.
@@ -35,8 +51,10 @@ def make_importance(name: str) -> tp.importance.Importance:
     Examples:
         >>> scorer = make_importance("l2")
     """
-    if name not in IMPORTANCE:
-        raise PruneError(f"importance='{name}' is not one of {', '.join(IMPORTANCE)}.")
+    if name not in IMPORTANCE or name == "fisher":
+        raise PruneError(f"importance='{name}' has no stand-alone scorer; choose one of {', '.join(CHOICES)}.")
+    if name == "damage":
+        return OutputDamageImportance(model)
     return IMPORTANCE[name]()
 
 

@@ -50,7 +50,11 @@ def uniform_widths(
 
 
 def global_widths(
-    original: dict[Slot, int], groups: list[ChannelGroup], ratio: float, round_to: int
+    original: dict[Slot, int],
+    groups: list[ChannelGroup],
+    ratio: float,
+    round_to: int,
+    costs: dict[Slot, float] | None = None,
 ) -> dict[Slot, int]:
     """Remove ``ratio`` of all slot channels, the least important first, ranked across layers.
 
@@ -63,6 +67,8 @@ def global_widths(
         groups: Scored groups; those with a slot decide its ranking.
         ratio: Share of all slot channels to remove.
         round_to: Channel multiple.
+        costs: Compute one channel of each slot costs (``core.channel_costs``); scores are divided by it, so the
+            ranking removes the least damage per GFLOP saved.
 
     Returns:
         Width for every slot.
@@ -72,6 +78,8 @@ def global_widths(
         if group.slot in original:
             per_slot[group.slot].append(torch.sort(group.scores, descending=True).values)
     ranked = {slot: torch.stack(scores).mean(0) for slot, scores in per_slot.items()}
+    if costs:
+        ranked = {slot: scores / costs[slot] for slot, scores in ranked.items()}
     pool = torch.cat(list(ranked.values())) if ranked else torch.zeros(0)
     n_remove = int(ratio * len(pool))
     threshold = torch.sort(pool).values[n_remove - 1] if n_remove else -math.inf

@@ -19,7 +19,7 @@ CALIBRATION_IMAGES = 64
 CALIBRATION_BATCH = 8
 
 
-def calibration_batches(data: str, imgsz: int, images: int = CALIBRATION_IMAGES) -> list[dict]:
+def calibration_batches(data: str, imgsz: int, images: int = CALIBRATION_IMAGES, seed: int = 0) -> list[dict]:
     """Load the first ``images`` training images of ``data`` as Ultralytics training batches (mosaic off).
 
     Augmented like training, because a model's BatchNorm statistics were learned on augmented images: statistics
@@ -30,6 +30,7 @@ def calibration_batches(data: str, imgsz: int, images: int = CALIBRATION_IMAGES)
         data: Dataset yaml, as for ``yolo train data=...``.
         imgsz: Image size.
         images: How many images to use.
+        seed: Seed of the random augmentation (another seed draws other augmentations of the same images).
 
     Returns:
         Batches with images scaled to [0, 1].
@@ -45,7 +46,7 @@ def calibration_batches(data: str, imgsz: int, images: int = CALIBRATION_IMAGES)
     except Exception as e:  # Ultralytics raises several types for a missing or malformed dataset
         raise PruneError(f"Could not read dataset '{data}' for calibration: {e}") from e
     cfg = get_cfg(overrides={"imgsz": imgsz, "task": "detect", "mosaic": 0.0, "mixup": 0.0, "cutmix": 0.0})
-    with seeded_random(0):
+    with seeded_random(seed):
         try:
             dataset = build_yolo_dataset(cfg, info["train"], CALIBRATION_BATCH, info, mode="train", rect=False)
         except Exception as e:  # no images, unreadable labels...

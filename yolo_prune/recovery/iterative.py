@@ -246,7 +246,7 @@ def _prune_step(
     if target is None:
         return None
     out = run_dir / f"step{k}-pruned.pt"
-    prune_yolo(str(current.weights), **target, **options, save=out, overwrite=True, verbose=False)
+    prune_yolo(str(current.weights), **target, **options, distill=False, save=out, overwrite=True, verbose=False)
     return out
 
 

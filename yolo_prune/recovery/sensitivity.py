@@ -332,7 +332,7 @@ def _measure_group(
     for ratio in ratios:
         pt = tmp / "pruned.pt"
         prune_yolo(source, layer_ratios=dict.fromkeys(group.layers, ratio), importance=importance, imgsz=imgsz,
-                   data=data, save=pt, overwrite=True, verbose=False)  # fmt: skip
+                   data=data, distill=False, save=pt, overwrite=True, verbose=False)  # fmt: skip
         scores = validate(pt, data, imgsz=imgsz, run_dir=run_dir, **val_kwargs)
         if scores.params == base.params:
             LOGGER.info(f"{PREFIX}group {group.name}: no prunable channels at ratio {ratio}; skipped")

@@ -1,0 +1,167 @@
+"""Data-free compensation, the BatchNorm damage score and the label-free Fisher score (the default criteria)."""
+
+import copy
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from conftest import FAMILIES, tiny_detector
+from helpers import assert_stock_rebuild_keeps_every_tensor
+from yolo_prune import prune_yolo
+from yolo_prune.pruning.channel_map import batchnorms
+from yolo_prune.pruning.compensation import compensate_removed_channels, expected_activation
+from yolo_prune.pruning.core import PruneOptions, prune_with_channel_map
+from yolo_prune.pruning.damage import activation_variance
+from yolo_prune.pruning.fisher import output_fisher
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+REAL_MODEL = SHARED / "models" / "yolov8n-coco.pt"
+COCO8 = SHARED / "datasets" / "coco8" / "coco8.yaml"
+
+
+def calibrated(cfg: str, images: torch.Tensor) -> nn.Module:
+    """A tiny detector with distinct BatchNorm affine parameters whose running statistics are measured on ``images``.
+
+    Then every BatchNorm's output on ``images`` has mean ``beta`` and spread ``gamma``, as after training.
+    """
+    model = tiny_detector(cfg)
+    generator = torch.Generator().manual_seed(0)
+    norms = list(batchnorms(model).values())
+    for norm in norms:
+        norm.weight.data = torch.rand(norm.num_features, generator=generator) + 0.5
+        norm.bias.data = torch.randn(norm.num_features, generator=generator)
+        norm.reset_running_stats()
+        norm.momentum = None
+    model.train()
+    with torch.no_grad():
+        model(images)
+    return model.eval()
+
+
+def layer_mean_error(pruned: nn.Module, source: nn.Module, kept: dict, images: torch.Tensor) -> float:
+    """Mean over BatchNorms of the absolute error of their per-channel output means, relative to the source."""
+    outputs = {}
+
+    def recorder(tag):
+        def hook(module, args, output):
+            outputs[tag] = output.mean((0, 2, 3))
+
+        return hook
+
+    errors = []
+    for tag, model in (("pruned", pruned), ("source", source)):
+        handles = [m.register_forward_hook(recorder((tag, n))) for n, m in batchnorms(model).items()]
+        with torch.no_grad():
+            model.eval()(images)
+        for h in handles:
+            h.remove()
+    for name, indices in kept.items():
+        errors.append((outputs[("pruned", name)] - outputs[("source", name)][indices]).abs().mean().item())
+    return sum(errors) / len(errors)
+
+
+def test_expected_activation_matches_sampling():
+    mean, std = torch.tensor([-2.0, 0.0, 1.5], dtype=torch.float64), torch.tensor([0.5, 1.0, 2.0], dtype=torch.float64)
+    z = mean[:, None] + std[:, None] * torch.randn(3, 200_000, generator=torch.Generator().manual_seed(0)).double()
+    act = nn.SiLU()
+    assert torch.allclose(expected_activation(act, mean, std), act(z).mean(1), atol=0.01)
+    assert torch.allclose(activation_variance(act, mean, std), act(z).var(1), rtol=0.02)
+    assert torch.equal(expected_activation(nn.Identity(), mean, std), mean)
+
+
+@pytest.mark.parametrize("cfg", FAMILIES)
+def test_compensation_keeps_layer_means_closer_to_the_source(cfg):
+    images = torch.rand(4, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    source = calibrated(cfg, images)
+    pruned, kept = prune_with_channel_map(source, PruneOptions(0.3, "l2"))
+    plain = layer_mean_error(pruned, source, kept, images)
+    means_only, default = copy.deepcopy(pruned), pruned
+    compensate_removed_channels(means_only, source, kept, variance=False)
+    compensate_removed_channels(default, source, kept)  # means, then each consumer's variance share
+    assert layer_mean_error(means_only, source, kept, images) < 0.7 * plain
+    for name, norm in batchnorms(default).items():  # the variance share only ever narrows the stored spread
+        assert (norm.running_var <= batchnorms(means_only)[name].running_var * (1 + 1e-5)).all(), name
+    assert_stock_rebuild_keeps_every_tensor(default)
+
+
+def test_unpruned_model_is_left_as_it_is():
+    images = torch.rand(2, 3, 64, 64)
+    source = calibrated("yolov8n.yaml", images)
+    pruned, kept = prune_with_channel_map(source, PruneOptions(0.0, "l2", layer_ratios={0: 0.0}))
+    before = {k: v.clone() for k, v in pruned.state_dict().items()}
+    compensate_removed_channels(pruned, source, kept)
+    assert all(torch.equal(before[k], v) for k, v in pruned.state_dict().items())
+
+
+@pytest.mark.parametrize("cfg", FAMILIES)
+def test_default_prune_is_stock_and_compensated(cfg, tmp_path):
+    model = prune_yolo(tiny_detector(cfg), speed_up=1.5, imgsz=64, save=tmp_path / "p.pt", verbose=False)
+    meta = model.ckpt["yolo_prune"]
+    assert meta["importance"] == "damage" and meta["global_pruning"] and meta["compensated"]
+    assert meta["gflops"][1] / meta["gflops"][0] == pytest.approx(1 / 1.5, rel=0.05)
+    assert_stock_rebuild_keeps_every_tensor(model.model)
+
+
+def test_fisher_scores_every_block(dataset_yaml):
+    from yolo_prune.recovery.calibration import calibration_batches
+
+    model = tiny_detector()
+    images = [b["img"] for b in calibration_batches(str(dataset_yaml), 64, images=4)]
+    scores = output_fisher(model, images, verbose=False)
+    norms = list(batchnorms(model).values())
+    assert set(scores) == set(norms)
+    assert all(torch.isfinite(s).all() and (s >= 0).all() for s in scores.values())
+    assert sum(float(s.sum()) for s in scores.values()) > 0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not REAL_MODEL.exists(), reason="needs the real COCO model in ../shared")
+def test_real_model_default_prunes_still_detect(tmp_path):
+    """On the real COCO yolov8n the defaults keep a working detector where the old defaults (l2, uniform) keep none."""
+    from ultralytics import YOLO
+
+    def score(model):
+        return YOLO(model).val(data=str(COCO8), imgsz=320, batch=4, device="cpu", workers=0, plots=False,
+                               verbose=False, project=str(tmp_path), name="v", exist_ok=True).box.map
+
+    base = score(str(REAL_MODEL))
+    old = prune_yolo(str(REAL_MODEL), speed_up=1.25, importance="l2", global_pruning=False, compensate=False,
+                     save=tmp_path / "old.pt", verbose=False)
+    new = prune_yolo(str(REAL_MODEL), speed_up=1.25, save=tmp_path / "new.pt", verbose=False)
+    with_data = prune_yolo(str(REAL_MODEL), speed_up=1.25, data=str(COCO8), save=tmp_path / "data.pt", verbose=False)
+    old_map, new_map, data_map = (score(str(tmp_path / n)) for n in ("old.pt", "new.pt", "data.pt"))
+    assert math.isfinite(base) and base > 0.3
+    assert new_map > old_map + 0.1 * base
+    assert data_map > old_map + 0.1 * base
+
+
+def test_distillation_pulls_the_pruned_model_towards_the_source(dataset_yaml):
+    from yolo_prune.recovery.calibration import calibration_batches
+    from yolo_prune.recovery.distillation import _raw_outputs, distill, distillation_loss
+
+    images = torch.rand(4, 3, 64, 64, generator=torch.Generator().manual_seed(2))
+    source = calibrated("yolov8n.yaml", images)
+    pruned, _ = prune_with_channel_map(source, PruneOptions(0.3, "damage", global_pruning=True))
+    batches = lambda epoch: calibration_batches(str(dataset_yaml), 64, images=8, seed=epoch)  # noqa: E731
+    held_out = calibration_batches(str(dataset_yaml), 64, images=8, seed=99)[0]["img"]
+
+    def loss() -> float:
+        with torch.no_grad():
+            return distillation_loss(_raw_outputs(pruned, held_out), _raw_outputs(source, held_out), 16).item()
+
+    before = loss()
+    distill(pruned, source, batches, epochs=10, verbose=False)
+    assert loss() < 0.9 * before
+    assert all(p.grad is None for p in pruned.parameters())
+
+
+def test_data_turns_distillation_on_and_stays_stock(dataset_yaml, tmp_path):
+    model = prune_yolo(tiny_detector(), speed_up=1.5, imgsz=64, data=str(dataset_yaml), save=tmp_path / "p.pt",
+                       verbose=False)
+    assert model.ckpt["yolo_prune"]["distilled"] is True
+    assert_stock_rebuild_keeps_every_tensor(model.model)
+    plain = prune_yolo(tiny_detector(), speed_up=1.5, imgsz=64, data=str(dataset_yaml), distill=False, verbose=False)
+    assert plain.ckpt["yolo_prune"]["distilled"] is False
