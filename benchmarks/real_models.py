@@ -1,0 +1,208 @@
+"""Real-model benchmark: how much of a real COCO detector's mAP each pruning method keeps, by compute target.
+
+For each ``--speed-ups`` target and each method, prune the real checkpoint, save it, and measure mAP50-95 at 640 px
+on the measuring split through stock ``YOLO(file).val``; optionally fine-tune with stock ``YOLO(file).train`` and
+measure again. Methods:
+
+* ``previous``   the defaults before the real-data work: ``importance="l2", global_pruning=False``, no data;
+* ``data_free``  today's defaults without data (``prune_yolo(model, speed_up=s)``);
+* ``data``       today's defaults with calibration images (``prune_yolo(model, speed_up=s, data=calib.yaml)``).
+
+Each result is cached in ``benchmarks/cache/real/<model>/``; the report is ``benchmarks/results/real_models.md``
+(+ ``.json`` and the mAP-vs-GFLOPs frontier ``real_models.png``). Run from the repository root with the real files
+of ``../shared`` (see REAL_DATA.md there):
+
+    YOLO_OFFLINE=1 .venv/bin/python benchmarks/real_models.py --speed-ups 1.25,1.5,2.0 \\
+        --methods previous,data_free,data --finetune data@1.5,unpruned@1.0 \\
+        --ft-recipe optimizer=AdamW,lr0=0.001,warmup_epochs=0
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+os.environ.setdefault("YOLO_OFFLINE", "1")
+
+import torch  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+METHOD_ARGS = {
+    "previous": {"importance": "l2", "global_pruning": False},
+    "data_free": {},
+    "data": {"data": True},
+}
+LABELS = {
+    "previous": "previous defaults (l2, uniform), no data",
+    "data_free": "defaults, no data",
+    "data": "defaults + 64 unlabeled images",
+    "unpruned": "control: the unpruned model",
+}
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--model", default=str(SHARED / "models" / "yolov8n-coco.pt"))
+    p.add_argument("--calib", default=str(SHARED / "datasets" / "coco128" / "split.yaml"),
+                   help="dataset yaml whose train split calibrates and whose val split measures")
+    p.add_argument("--ft-data", default=str(SHARED / "datasets" / "coco128" / "coco128.yaml"))
+    p.add_argument("--speed-ups", default="1.25,1.5,2.0")
+    p.add_argument("--methods", default="previous,data_free,data")
+    p.add_argument("--finetune", default="", help="method@speed_up pairs to fine-tune, e.g. data@1.5,unpruned@1 "
+                   "(unpruned: the same fine-tune of the unpruned model, a control)")
+    p.add_argument("--ft-epochs", type=int, default=10)
+    p.add_argument("--ft-recipe", default="", help="extra stock train arguments, e.g. optimizer=AdamW,lr0=0.001")
+    p.add_argument("--imgsz", type=int, default=640)
+    p.add_argument("--report-only", action="store_true")
+    return p.parse_args()
+
+
+def evaluate(weights: Path, data: str, imgsz: int) -> float:
+    from ultralytics import YOLO
+
+    metrics = YOLO(str(weights)).val(data=data, imgsz=imgsz, batch=16, device="cpu", workers=0, plots=False,
+                                     verbose=False, half=False, project=str(CACHE / "val"), name="v", exist_ok=True)
+    return round(float(metrics.box.map), 4)
+
+
+def prune(method: str, speed_up: float, args: argparse.Namespace, out: Path) -> dict:
+    from yolo_prune import prune_yolo
+
+    kwargs = dict(METHOD_ARGS[method])
+    if kwargs.pop("data", False):
+        kwargs["data"] = args.calib
+    start = time.perf_counter()
+    model = prune_yolo(args.model, speed_up=speed_up, imgsz=args.imgsz, save=out, overwrite=True, **kwargs)
+    seconds = time.perf_counter() - start
+    meta = model.ckpt["yolo_prune"]
+    return {"prune_s": round(seconds, 1), "gflops": meta["gflops"], "params": meta["params"]}
+
+
+def recipe(args: argparse.Namespace) -> dict:
+    """The ``--ft-recipe`` overrides as stock train arguments."""
+    from ultralytics.cfg import smart_value
+
+    pairs = (item.split("=", 1) for item in args.ft_recipe.split(",") if item)
+    return {key: smart_value(value) for key, value in pairs}
+
+
+def finetune(weights: Path, args: argparse.Namespace, name: str) -> Path:
+    from ultralytics import YOLO
+
+    YOLO(str(weights)).train(data=args.ft_data, epochs=args.ft_epochs, batch=16, nbs=16, imgsz=args.imgsz,
+                             device="cpu", workers=0, plots=False, val=False, seed=0, deterministic=True,
+                             project=str(CACHE / "train"), name=name, exist_ok=True, **recipe(args))
+    return CACHE / "train" / name / "weights" / "last.pt"
+
+
+def run(method: str, speed_up: float, args: argparse.Namespace) -> dict:
+    path = CACHE / f"{method}_{speed_up}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    weights = CACHE / f"{method}_{speed_up}.pt"
+    result = {"method": method, "speed_up": speed_up, **prune(method, speed_up, args, weights)}
+    result["map"] = evaluate(weights, args.calib, args.imgsz)
+    path.write_text(json.dumps(result, indent=1))
+    return result
+
+
+def run_finetune(method: str, speed_up: float, args: argparse.Namespace) -> dict:
+    tag = f"ft{args.ft_epochs}" + "".join(f"_{k}{v}" for k, v in recipe(args).items())
+    path = CACHE / f"{method}_{speed_up}_{tag}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    weights = Path(args.model) if method == "unpruned" else CACHE / f"{method}_{speed_up}.pt"
+    if method != "unpruned":
+        run(method, speed_up, args)
+    start = time.perf_counter()
+    last = finetune(weights, args, f"{method}_{speed_up}_{tag}")
+    result = {"method": method, "speed_up": speed_up, "epochs": args.ft_epochs, "recipe": args.ft_recipe or "defaults",
+              "map": evaluate(last, args.calib, args.imgsz), "train_s": round(time.perf_counter() - start)}
+    path.write_text(json.dumps(result, indent=1))
+    return result
+
+
+def report(base_map: float, results: list[dict], tuned: list[dict], args: argparse.Namespace) -> None:
+    out = ROOT / "benchmarks" / "results"
+    payload = {"model": Path(args.model).name, "base_map": base_map, "machine": machine(), "results": results,
+               "finetuned": tuned, "command": command(args)}
+    (out / "real_models.json").write_text(json.dumps(payload, indent=1))
+    lines = [f"# Real-model pruning: {payload['model']}, mAP50-95 at {args.imgsz} px on the measuring split", "",
+             f"Base: {base_map:.3f}. Machine: {payload['machine']}. Command: `{payload['command']}`", "",
+             "| method | speed_up | GFLOPs | params | mAP50-95 | x base | prune time |", "|---|---|---|---|---|---|---|"]
+    for r in sorted(results, key=lambda r: (r["speed_up"], r["method"])):
+        g, p = r["gflops"], r["params"]
+        lines.append(f"| {LABELS[r['method']]} | {r['speed_up']} | {g[1]:.2f} ({g[1] / g[0]:.2f}x) | "
+                     f"{p[1] / 1e6:.2f}M | {r['map']:.3f} | {r['map'] / base_map:.2f} | {r['prune_s']:.0f} s |")
+    if tuned:
+        lines += ["", f"After stock `yolo train` ({args.ft_epochs} epochs, `batch=16 nbs=16`, {Path(args.ft_data).name}):",
+                  "", "| start | speed_up | mAP50-95 | x base | train time |", "|---|---|---|---|---|"]
+        for r in tuned:
+            lines.append(f"| {LABELS[r['method']]} | {r['speed_up']} | {r['map']:.3f} | {r['map'] / base_map:.2f} | "
+                         f"{r['train_s'] / 60:.0f} min |")
+    (out / "real_models.md").write_text("\n".join(lines) + "\n")
+    plot(base_map, results, tuned, out / "real_models.png", args)
+
+
+def plot(base_map: float, results: list[dict], tuned: list[dict], path: Path, args: argparse.Namespace) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for method in METHOD_ARGS:
+        rows = sorted((r for r in results if r["method"] == method), key=lambda r: r["gflops"][1])
+        if rows:
+            ax.plot([r["gflops"][1] for r in rows], [r["map"] for r in rows], "o-", label=LABELS[method])
+    gflops = {(r["method"], r["speed_up"]): r["gflops"][1] for r in results}
+    pruned = [r for r in tuned if r["method"] != "unpruned"]
+    if pruned:
+        ax.plot([gflops[(r["method"], r["speed_up"])] for r in pruned], [r["map"] for r in pruned], "*", ms=12,
+                label=f"+ {args.ft_epochs} epochs stock fine-tune")
+    base_gflops = results[0]["gflops"][0]
+    ax.plot([base_gflops], [base_map], "ks", label="unpruned")
+    ax.set_xlabel(f"GFLOPs at {args.imgsz} px")
+    ax.set_ylabel("mAP50-95 (measuring split)")
+    ax.set_title(Path(args.model).name)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def machine() -> str:
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
+
+
+def command(args: argparse.Namespace) -> str:
+    return (f"benchmarks/real_models.py --speed-ups {args.speed_ups} --methods {args.methods} "
+            f"--finetune {args.finetune} --ft-epochs {args.ft_epochs} --ft-recipe {args.ft_recipe}")
+
+
+def main() -> None:
+    global CACHE
+    args = parse_args()
+    CACHE = ROOT / "benchmarks" / "cache" / "real" / Path(args.model).stem
+    CACHE.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(os.cpu_count() or 1)
+    base_path = CACHE / "base.json"
+    if not base_path.exists():
+        base_path.write_text(json.dumps({"map": evaluate(Path(args.model), args.calib, args.imgsz)}))
+    base_map = json.loads(base_path.read_text())["map"]
+    speed_ups = [float(s) for s in args.speed_ups.split(",")]
+    results = [run(m, s, args) for s in speed_ups for m in args.methods.split(",")]
+    pairs = [p.split("@") for p in args.finetune.split(",") if p]
+    tuned = [run_finetune(m, float(s), args) for m, s in pairs]
+    report(base_map, results, tuned, args)
+
+
+CACHE = ROOT / "benchmarks" / "cache" / "real"
+
+if __name__ == "__main__":
+    main()
