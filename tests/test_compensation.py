@@ -138,19 +138,24 @@ def test_real_model_default_prunes_still_detect(tmp_path):
     assert data_map > old_map + 0.1 * base
 
 
+SEED = 0
+
+
 def test_distillation_pulls_the_pruned_model_towards_the_source(dataset_yaml):
     from yolo_prune.recovery.calibration import calibration_batches
-    from yolo_prune.recovery.distillation import _raw_outputs, distill, distillation_loss
+    from yolo_prune.recovery.distillation import distill, distillation_loss, raw_outputs
 
     images = torch.rand(4, 3, 64, 64, generator=torch.Generator().manual_seed(2))
-    source = calibrated("yolov8n.yaml", images)
+    with torch.random.fork_rng():
+        torch.manual_seed(SEED)  # the random initialisation: the claim holds for others too, this one is pinned
+        source = calibrated("yolov8n.yaml", images)
     pruned, _ = prune_with_channel_map(source, PruneOptions(0.3, "damage", global_pruning=True))
     batches = lambda epoch: calibration_batches(str(dataset_yaml), 64, images=8, seed=epoch)  # noqa: E731
     held_out = calibration_batches(str(dataset_yaml), 64, images=8, seed=99)[0]["img"]
 
     def loss() -> float:
         with torch.no_grad():
-            return distillation_loss(_raw_outputs(pruned, held_out), _raw_outputs(source, held_out), 16).item()
+            return distillation_loss(raw_outputs(pruned, held_out), raw_outputs(source, held_out), 16).item()
 
     before = loss()
     distill(pruned, source, batches, epochs=10, verbose=False)

@@ -18,6 +18,8 @@ from torch_pruning.pruner import function
 from ultralytics.nn.modules import Conv
 from ultralytics.utils import TQDM
 
+from ..recovery.distillation import raw_outputs
+
 
 def output_fisher(model: nn.Module, images: list[torch.Tensor], seed: int = 0, verbose: bool = True) -> dict:
     """Per-channel output damage of every BatchNorm ``Conv`` block's output, keyed by its BatchNorm module.
@@ -68,14 +70,9 @@ def _keeper(store: dict):
 
 
 def _raw(model: nn.Module, x: torch.Tensor) -> dict:
-    """Training-mode (raw) head outputs with BatchNorm in eval mode; gradients flow to the activations only."""
-    model.train()
-    for module in model.modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm):
-            module.eval()
+    """Raw head outputs with gradients flowing to the activations (weights and statistics are not changed)."""
     with torch.enable_grad():
-        x = x.clone().requires_grad_(True)
-        return model(x)
+        return raw_outputs(model, x.clone().requires_grad_(True))
 
 
 def _sampled_loss(preds: dict, reg_max: int, generator: torch.Generator) -> torch.Tensor:

@@ -93,8 +93,8 @@ def distill(
         total = 0.0
         for batch in batches[: len(first)]:
             with torch.no_grad():
-                target = _raw_outputs(teacher, batch["img"])
-            loss = distillation_loss(_raw_outputs(student, batch["img"]), target, reg_max)
+                target = raw_outputs(teacher, batch["img"])
+            loss = distillation_loss(raw_outputs(student, batch["img"]), target, reg_max)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -127,7 +127,7 @@ def _trainable(model: nn.Module) -> list[nn.Parameter]:
     return params
 
 
-def _raw_outputs(model: nn.Module, x: torch.Tensor) -> dict:
+def raw_outputs(model: nn.Module, x: torch.Tensor) -> dict:
     """Training-mode head outputs with BatchNorm in eval mode (statistics frozen)."""
     model.train()
     for module in model.modules():
