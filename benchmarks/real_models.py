@@ -58,7 +58,6 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--ft-epochs", type=int, default=10)
     p.add_argument("--ft-recipe", default="", help="extra stock train arguments, e.g. optimizer=AdamW,lr0=0.001")
     p.add_argument("--imgsz", type=int, default=640)
-    p.add_argument("--report-only", action="store_true")
     return p.parse_args()
 
 
