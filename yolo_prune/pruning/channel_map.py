@@ -19,6 +19,21 @@ def batchnorms(model: nn.Module) -> dict[str, nn.modules.batchnorm._BatchNorm]:
     return {n: m for n, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)}
 
 
+def kept_outputs(name: str, conv: nn.Conv2d, kept: dict[str, torch.Tensor]) -> torch.Tensor | None:
+    """Source output channels convolution ``name`` kept (all of them for Detect's output convs), or None if unknown."""
+    norm_name = name.rsplit(".", 1)[0] + ".bn"
+    if norm_name in kept:
+        return kept[norm_name]
+    return None if conv.bias is None else torch.arange(conv.out_channels)  # Detect's output convs are never pruned
+
+
+def following_norm(model: nn.Module, name: str) -> nn.modules.batchnorm._BatchNorm | None:
+    """The BatchNorm of the Ultralytics ``Conv`` block that holds convolution ``name``, if any."""
+    parent = model.get_submodule(name.rsplit(".", 1)[0]) if "." in name else model
+    norm = getattr(parent, "bn", None)
+    return norm if isinstance(norm, nn.modules.batchnorm._BatchNorm) else None
+
+
 def tag_channels(work: nn.Module) -> None:
     """Overwrite each BatchNorm's ``running_mean`` of the split-stem working copy with its source channel indices."""
     norms = batchnorms(work)

@@ -18,60 +18,66 @@ from __future__ import annotations
 import copy
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from ultralytics.nn.modules import Conv
 
+from .channel_map import following_norm, kept_outputs
+
 _HERMITE_POINTS = 32
 
 
-def expected_activation(act: nn.Module, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    """``E[act(z)]`` for ``z ~ N(mean, std^2)`` per channel (Gauss-Hermite quadrature, exact for identity).
+def activation_moments(act: nn.Module, mean: torch.Tensor, std: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``E[act(z)]`` and ``Var[act(z)]`` for ``z ~ N(mean, std^2)`` per channel (Gauss-Hermite quadrature).
 
     Args:
-        act: The activation module (SiLU, ReLU, Identity, ...).
+        act: The activation module (SiLU, ReLU, Identity, ...); exact for identity.
         mean: Per-channel pre-activation means.
         std: Per-channel pre-activation standard deviations.
 
     Returns:
-        The expected activation per channel.
+        The expected activation and its variance, per channel.
     """
     if isinstance(act, nn.Identity):
-        return mean.clone()
-    nodes, weights = hermite_rule()
+        return mean.clone(), std.pow(2)
+    nodes, weights = _hermite_rule()
     z = mean[:, None] + math.sqrt(2.0) * std.abs()[:, None] * nodes[None].to(mean.dtype)
-    return (act(z) * weights[None].to(mean.dtype)).sum(1) / math.sqrt(math.pi)
+    w = weights[None].to(mean.dtype) / math.sqrt(math.pi)
+    a = act(z)
+    expectation = (a * w).sum(1)
+    return expectation, ((a * a * w).sum(1) - expectation.pow(2)).clamp_min(0)
 
 
-def hermite_rule() -> tuple[torch.Tensor, torch.Tensor]:
+def _hermite_rule() -> tuple[torch.Tensor, torch.Tensor]:
     """Gauss-Hermite nodes and weights (``_HERMITE_POINTS`` of them) for expectations under a normal distribution."""
-    import numpy as np
-
     nodes, weights = np.polynomial.hermite.hermgauss(_HERMITE_POINTS)
     return torch.from_numpy(nodes), torch.from_numpy(weights)
 
 
-def block_expectation(block: Conv) -> torch.Tensor:
-    """Expected output per channel of an Ultralytics ``Conv`` block, from its BatchNorm's affine parameters."""
+def batchnorm_blocks(model: nn.Module) -> list[Conv]:
+    """Every Ultralytics ``Conv`` block of ``model`` with a BatchNorm (those whose output statistics are known)."""
+    return [m for m in model.modules() if isinstance(m, Conv) and isinstance(getattr(m, "bn", None), nn.BatchNorm2d)]
+
+
+def block_moments(block: Conv) -> tuple[torch.Tensor, torch.Tensor]:
+    """Expected output and output variance per channel of a ``Conv`` block, from its BatchNorm's affine parameters."""
     bn = block.bn
-    return expected_activation(block.act, bn.bias.detach().double(), bn.weight.detach().double())
+    return activation_moments(block.act, bn.bias.detach().double(), bn.weight.detach().double())
 
 
 @torch.no_grad()
 def expected_conv_inputs(model: nn.Module, imgsz: int = 64, variance: bool = False) -> dict[str, torch.Tensor]:
-    """Expected input per channel of every ``nn.Conv2d`` of ``model`` (by module name).
+    """Expected input (or, with ``variance``, input variance) per channel of every ``nn.Conv2d`` of ``model``.
 
-    Each BatchNorm ``Conv`` block outputs its expectation as a constant map; everything between blocks acts on those
-    constants. The network's input is a mid-grey image (the first convolution's input mean is not used).
+    Each BatchNorm ``Conv`` block outputs that moment as a constant map; everything between blocks acts on those
+    constants (residual additions add variances as for independent terms). The network's input is a mid-grey image
+    (the first convolution's input moments are not used).
     """
     inputs: dict[str, torch.Tensor] = {}
-    handles = []
-    for name, module in model.named_modules():
-        if isinstance(module, Conv) and isinstance(getattr(module, "bn", None), nn.BatchNorm2d):
-            handles.append(module.register_forward_hook(_constant_variance if variance else _constant_output))
-        if isinstance(module, nn.Conv2d):
-            handles.append(module.register_forward_pre_hook(_recorder(inputs, name)))
+    handles = [block.register_forward_hook(_constant_moment(int(variance))) for block in batchnorm_blocks(model)]
+    handles += [m.register_forward_pre_hook(_recorder(inputs, n)) for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
     try:
         model.eval()
         model(torch.full((1, model.yaml.get("channels", 3), imgsz, imgsz), 0.5, dtype=torch.float64))
@@ -81,16 +87,14 @@ def expected_conv_inputs(model: nn.Module, imgsz: int = 64, variance: bool = Fal
     return inputs
 
 
-def _constant_output(module: Conv, args, output: torch.Tensor) -> torch.Tensor:
-    return block_expectation(module).to(output.dtype)[None, :, None, None].expand_as(output).contiguous()
+def _constant_moment(which: int):
+    """Forward hook replacing a block's output by its expectation (0) or variance (1) per channel, as a constant map."""
 
+    def hook(module: Conv, args, output: torch.Tensor) -> torch.Tensor:
+        moment = block_moments(module)[which]
+        return moment.to(output.dtype)[None, :, None, None].expand_as(output).contiguous()
 
-def _constant_variance(module: Conv, args, output: torch.Tensor) -> torch.Tensor:
-    from .damage import activation_variance
-
-    bn = module.bn
-    var = activation_variance(module.act, bn.bias.detach().double(), bn.weight.detach().double())
-    return var.to(output.dtype)[None, :, None, None].expand_as(output).contiguous()
+    return hook
 
 
 def _recorder(store: dict[str, torch.Tensor], name: str):
@@ -101,11 +105,15 @@ def _recorder(store: dict[str, torch.Tensor], name: str):
     return hook
 
 
-def expected_conv_output(conv: nn.Conv2d, mean_input: torch.Tensor) -> torch.Tensor:
-    """Expected pre-bias output per channel of ``conv`` fed a constant input ``mean_input`` (away from borders)."""
+def constant_response(conv: nn.Conv2d, values: torch.Tensor, squared: bool = False) -> torch.Tensor:
+    """Output per channel of ``conv`` (no bias) fed the constant per-channel input ``values`` away from borders.
+
+    With ``squared`` the weights are squared: the output variance for independent inputs of variances ``values``.
+    """
     kh, kw = conv.kernel_size
-    x = mean_input.to(conv.weight.dtype)[None, :, None, None].expand(1, -1, kh, kw)
-    return F.conv2d(x, conv.weight, groups=conv.groups, dilation=1)[0, :, 0, 0]
+    x = values.to(conv.weight.dtype)[None, :, None, None].expand(1, -1, kh, kw)
+    weight = conv.weight.pow(2) if squared else conv.weight
+    return F.conv2d(x, weight, groups=conv.groups)[0, :, 0, 0]
 
 
 @torch.no_grad()
@@ -136,47 +144,22 @@ def compensate_removed_channels(
             if not isinstance(conv, nn.Conv2d) or name not in ours:
                 continue
             reference = source.get_submodule(name)
-            outputs = _kept_outputs(name, conv, kept)
+            outputs = kept_outputs(name, conv, kept)
             if outputs is None or reference.in_channels == conv.in_channels:
                 continue
-            shift = expected_conv_output(reference, theirs[name])[outputs] - expected_conv_output(conv, ours[name])
-            _absorb(work, name, conv, shift)
-            if variance:
-                _rescale(work, name, _variance_kept(reference, conv, outputs, var_theirs[name], var_ours[name]))
+            shift = constant_response(reference, theirs[name])[outputs] - constant_response(conv, ours[name])
+            norm = following_norm(work, name)
+            if conv.bias is not None:
+                conv.bias.add_(shift.to(conv.bias.dtype))
+            elif norm is not None:
+                norm.running_mean.sub_(shift.to(norm.running_mean.dtype))
+            if variance and norm is not None:
+                norm.running_var.mul_(_variance_share(reference, conv, outputs, var_theirs[name], var_ours[name]))
     finally:
         pruned.float()
 
 
-def _kept_outputs(name: str, conv: nn.Conv2d, kept: dict[str, torch.Tensor]) -> torch.Tensor | None:
-    norm_name = name.rsplit(".", 1)[0] + ".bn"
-    if norm_name in kept:
-        return kept[norm_name]
-    return torch.arange(conv.out_channels) if conv.bias is not None else None
-
-
-def _absorb(model: nn.Module, name: str, conv: nn.Conv2d, shift: torch.Tensor) -> None:
-    """Add ``shift`` to the convolution's output: into its bias, or into the following BatchNorm's mean."""
-    parent = model.get_submodule(name.rsplit(".", 1)[0])
-    norm = getattr(parent, "bn", None)
-    if conv.bias is not None:
-        conv.bias.add_(shift.to(conv.bias.dtype))
-    elif isinstance(norm, nn.BatchNorm2d):
-        norm.running_mean.sub_(shift.to(norm.running_mean.dtype))
-
-
-def _variance_kept(reference, conv, outputs, var_in_source, var_in_pruned) -> torch.Tensor:
+def _variance_share(reference, conv, outputs, var_in_source, var_in_pruned) -> torch.Tensor:
     """Share of each output's variance the kept inputs still carry (inputs taken as independent)."""
-    full = _squared_response(reference, var_in_source)[outputs]
-    return (_squared_response(conv, var_in_pruned) / full.clamp_min(1e-12)).clamp(0.05, 1.0)
-
-
-def _squared_response(conv: nn.Conv2d, variances: torch.Tensor) -> torch.Tensor:
-    kh, kw = conv.kernel_size
-    x = variances.to(conv.weight.dtype)[None, :, None, None].expand(1, -1, kh, kw)
-    return F.conv2d(x, conv.weight.pow(2), groups=conv.groups)[0, :, 0, 0]
-
-
-def _rescale(model: nn.Module, name: str, share: torch.Tensor) -> None:
-    norm = getattr(model.get_submodule(name.rsplit(".", 1)[0]), "bn", None)
-    if isinstance(norm, nn.BatchNorm2d):
-        norm.running_var.mul_(share.to(norm.running_var.dtype))
+    full = constant_response(reference, var_in_source, squared=True)[outputs]
+    return (constant_response(conv, var_in_pruned, squared=True) / full.clamp_min(1e-12)).clamp(0.05, 1.0)

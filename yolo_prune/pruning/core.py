@@ -119,8 +119,7 @@ def analyse(source: DetectionModel, importance: str, calibration: list[dict] | N
 
 def make_plan(analysis: Analysis, options: PruneOptions, ratio: float) -> Plan:
     """Decide every width for ``ratio`` and build the stock architecture they describe."""
-    costs = channel_costs(analysis) if options.global_pruning else None
-    return plan_for_widths(analysis, options, _decide(analysis.original, analysis.groups, options, ratio, costs))
+    return plan_for_widths(analysis, options, _decide(analysis.original, analysis.groups, options, ratio))
 
 
 def plan_for_widths(analysis: Analysis, options: PruneOptions, widths: dict[Slot, int]) -> Plan:
@@ -136,26 +135,15 @@ def plan_for_widths(analysis: Analysis, options: PruneOptions, widths: dict[Slot
 def search_plan(analysis: Analysis, options: PruneOptions) -> Plan:
     """Find the plan whose GFLOPs come closest to ``options.gflops_fraction`` of the source's."""
     base = get_flops(analysis.source, options.imgsz)
-    costs = channel_costs(analysis) if options.global_pruning else None
 
     def widths_at(ratio: float) -> dict[Slot, int]:
-        return _decide(analysis.original, analysis.groups, options, ratio, costs)
+        return _decide(analysis.original, analysis.groups, options, ratio)
 
     def evaluate(widths: dict[Slot, int]) -> tuple[float, Plan]:
         plan = plan_for_widths(analysis, options, widths)
         return get_flops(plan.target, options.imgsz) / base, plan
 
     return closest_plan(widths_at, evaluate, options.gflops_fraction)
-
-
-def channel_costs(analysis: Analysis) -> dict[Slot, float]:
-    """Multiply-accumulates one channel of each slot costs: the summed per-channel cost of the groups it sizes."""
-    costs = dict.fromkeys(analysis.original, 0.0)
-    for group in analysis.groups:
-        if group.slot in costs:
-            costs[group.slot] += group.cost
-    floor = 1e-9 * max(max(costs.values(), default=1.0), 1.0)
-    return {slot: max(cost, floor) for slot, cost in costs.items()}
 
 
 def apply_plan(analysis: Analysis, plan: Plan) -> tuple[DetectionModel, dict[str, torch.Tensor]]:
@@ -182,14 +170,10 @@ def _head_widths(groups: list[ChannelGroup]) -> dict[Slot, int]:
 
 
 def _decide(
-    original: dict[Slot, int],
-    groups: list[ChannelGroup],
-    options: PruneOptions,
-    ratio: float,
-    costs: dict[Slot, float] | None = None,
+    original: dict[Slot, int], groups: list[ChannelGroup], options: PruneOptions, ratio: float
 ) -> dict[Slot, int]:
     if options.global_pruning:
-        return global_widths(original, groups, ratio, options.round_to, costs)
+        return global_widths(original, groups, ratio, options.round_to)
     return uniform_widths(original, ratio, options.round_to, options.layer_ratios)
 
 

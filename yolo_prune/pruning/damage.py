@@ -9,26 +9,13 @@ scores compare across layers (they are relative errors) as well as within a grou
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch_pruning as tp
 from torch import nn
 from torch_pruning.pruner import function
 from ultralytics.nn.modules import Conv
 
-from .compensation import hermite_rule
-
-
-def activation_variance(act: nn.Module, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    """``Var[act(z)]`` for ``z ~ N(mean, std^2)`` per channel (Gauss-Hermite quadrature)."""
-    if isinstance(act, nn.Identity):
-        return std.pow(2)
-    nodes, weights = hermite_rule()
-    z = mean[:, None] + math.sqrt(2.0) * std.abs()[:, None] * nodes[None].to(mean.dtype)
-    w = weights[None].to(mean.dtype) / math.sqrt(math.pi)
-    a = act(z)
-    return ((a * a * w).sum(1) - (a * w).sum(1).pow(2)).clamp_min(0)
+from .compensation import batchnorm_blocks, block_moments
 
 
 class OutputDamageImportance(tp.importance.Importance):
@@ -36,10 +23,9 @@ class OutputDamageImportance(tp.importance.Importance):
 
     def __init__(self, model: nn.Module):
         self.blocks = {}
-        for module in model.modules():
-            if isinstance(module, Conv) and isinstance(getattr(module, "bn", None), nn.BatchNorm2d):
-                self.blocks[module.bn] = module
-                self.blocks[module.conv] = module
+        for block in batchnorm_blocks(model):
+            self.blocks[block.bn] = block
+            self.blocks[block.conv] = block
 
     @torch.no_grad()
     def __call__(self, group: tp.Group) -> torch.Tensor:
@@ -52,9 +38,7 @@ class OutputDamageImportance(tp.importance.Importance):
                 continue
             root = torch.tensor(root)
             if dep.pruning_fn == function.prune_batchnorm_out_channels and layer in self.blocks:
-                act = self.blocks[layer].act
-                var = activation_variance(act, layer.bias.double()[idxs], layer.weight.double()[idxs])
-                variance.scatter_add_(0, root, var)
+                variance.scatter_add_(0, root, block_moments(self.blocks[layer])[1][idxs])
             elif dep.pruning_fn == function.prune_conv_in_channels:
                 sensitivity.scatter_add_(0, root, _consumer_sensitivity(layer, self.blocks.get(layer))[idxs])
         return (variance * sensitivity).float()

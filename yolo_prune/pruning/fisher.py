@@ -19,6 +19,7 @@ from ultralytics.nn.modules import Conv
 from ultralytics.utils import TQDM
 
 from ..recovery.distillation import raw_outputs
+from .compensation import batchnorm_blocks
 
 
 def output_fisher(model: nn.Module, images: list[torch.Tensor], seed: int = 0, verbose: bool = True) -> dict:
@@ -33,7 +34,7 @@ def output_fisher(model: nn.Module, images: list[torch.Tensor], seed: int = 0, v
     Returns:
         ``{batchnorm module: damage per channel}`` (float64).
     """
-    blocks = [m for m in model.modules() if isinstance(m, Conv) and isinstance(getattr(m, "bn", None), nn.BatchNorm2d)]
+    blocks = batchnorm_blocks(model)
     outputs: dict[Conv, torch.Tensor] = {}
     handles = [b.register_forward_hook(_keeper(outputs)) for b in blocks]
     scores = {b.bn: torch.zeros(b.bn.num_features, dtype=torch.float64) for b in blocks}

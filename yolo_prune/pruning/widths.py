@@ -50,15 +50,12 @@ def uniform_widths(
 
 
 def global_widths(
-    original: dict[Slot, int],
-    groups: list[ChannelGroup],
-    ratio: float,
-    round_to: int,
-    costs: dict[Slot, float] | None = None,
+    original: dict[Slot, int], groups: list[ChannelGroup], ratio: float, round_to: int
 ) -> dict[Slot, int]:
     """Remove ``ratio`` of all slot channels, the least important first, ranked across layers.
 
-    Scores are the criterion's normalised group scores. A slot fed by two groups (the two halves of a C2f stem)
+    Scores are the criterion's group scores divided by the compute one channel of the slot costs (its groups'
+    ``cost``), so the ranking removes the least damage per GFLOP saved. A slot fed by two groups (the two halves of a C2f stem)
     counts a channel position as kept when its mean score passes the threshold. No slot loses more than
     ``MAX_GROUP_RATIO`` of its channels or drops below ``round_to``.
 
@@ -67,8 +64,6 @@ def global_widths(
         groups: Scored groups; those with a slot decide its ranking.
         ratio: Share of all slot channels to remove.
         round_to: Channel multiple.
-        costs: Compute one channel of each slot costs (``core.channel_costs``); scores are divided by it, so the
-            ranking removes the least damage per GFLOP saved.
 
     Returns:
         Width for every slot.
@@ -77,9 +72,8 @@ def global_widths(
     for group in groups:
         if group.slot in original:
             per_slot[group.slot].append(torch.sort(group.scores, descending=True).values)
-    ranked = {slot: torch.stack(scores).mean(0) for slot, scores in per_slot.items()}
-    if costs:
-        ranked = {slot: scores / costs[slot] for slot, scores in ranked.items()}
+    costs = slot_costs(original, groups)
+    ranked = {slot: torch.stack(scores).mean(0) / costs[slot] for slot, scores in per_slot.items()}
     pool = torch.cat(list(ranked.values())) if ranked else torch.zeros(0)
     n_remove = int(ratio * len(pool))
     threshold = torch.sort(pool).values[n_remove - 1] if n_remove else -math.inf
@@ -89,3 +83,13 @@ def global_widths(
         kept = max(kept, math.ceil(width * (1 - MAX_GROUP_RATIO)))
         widths[slot] = round_width(kept, width, round_to)
     return widths
+
+
+def slot_costs(original: dict[Slot, int], groups: list[ChannelGroup]) -> dict[Slot, float]:
+    """Compute one channel of each slot costs: the summed per-channel cost of the groups it sizes (never zero)."""
+    costs = dict.fromkeys(original, 0.0)
+    for group in groups:
+        if group.slot in costs:
+            costs[group.slot] += group.cost
+    floor = 1e-9 * max(max(costs.values(), default=1.0), 1.0)
+    return {slot: max(cost, floor) for slot, cost in costs.items()}

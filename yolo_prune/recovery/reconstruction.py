@@ -18,6 +18,8 @@ import torch.nn.functional as F
 from torch import nn
 from ultralytics.utils import TQDM
 
+from ..pruning.channel_map import following_norm, kept_outputs
+
 RIDGE = 0.01  # ridge strength relative to the mean input energy (0.001-0.1 measured alike on yolov8n)
 IMAGES_AT_128 = 128  # calibration images at 128 px; larger sizes use the same pixel count, at least 16 images
 
@@ -59,10 +61,10 @@ def reconstruct_convolutions(
     names = [n for n in forward_order(pruned, images[0][:1]) if _refittable(pruned.get_submodule(n))]
     for name in TQDM(names, desc="reconstruct", disable=not verbose):
         conv = pruned.get_submodule(name)
-        outputs = _kept_outputs(name, conv, kept)
+        outputs = kept_outputs(name, conv, kept)
         if outputs is None:
             continue
-        norm = _following_norm(pruned, name)
+        norm = following_norm(pruned, name)
         normal = _NormalEquations(conv, with_intercept=conv.bias is not None or norm is not None)
         for batch in images:
             inputs = capture(pruned, name, batch, want_input=True)
@@ -113,21 +115,6 @@ def capture(model: nn.Module, name: str, images: torch.Tensor, want_input: bool)
 def _refittable(conv: nn.Conv2d) -> bool:
     """Dense, trainable convolutions with integer padding (depthwise and the frozen DFL conv are left alone)."""
     return conv.groups == 1 and conv.weight.requires_grad and not isinstance(conv.padding, str)
-
-
-def _kept_outputs(name: str, conv: nn.Conv2d, kept: dict[str, torch.Tensor]) -> torch.Tensor | None:
-    """Source output channels this convolution kept, or None when they are unknown (then it is not refitted)."""
-    norm_name = name.rsplit(".", 1)[0] + ".bn"
-    if norm_name in kept:
-        return kept[norm_name]
-    return None if conv.bias is None else torch.arange(conv.out_channels)  # Detect's output convs are never pruned
-
-
-def _following_norm(model: nn.Module, name: str) -> nn.modules.batchnorm._BatchNorm | None:
-    """The BatchNorm of the Ultralytics ``Conv`` block that holds convolution ``name``, if any."""
-    parent = model.get_submodule(name.rsplit(".", 1)[0]) if "." in name else model
-    norm = getattr(parent, "bn", None)
-    return norm if isinstance(norm, nn.modules.batchnorm._BatchNorm) else None
 
 
 class _NormalEquations:
