@@ -13,8 +13,9 @@ Each result is cached in ``benchmarks/cache/real/<model>/``; the report is ``ben
 of ``../shared`` (see REAL_DATA.md there):
 
     YOLO_OFFLINE=1 .venv/bin/python benchmarks/real_models.py --speed-ups 1.25,1.5,2.0 \\
-        --methods previous,data_free,data --finetune data@1.5,unpruned@1.0 \\
-        --ft-recipe optimizer=AdamW,lr0=0.001,warmup_epochs=0
+        --methods previous,data_free,data --finetune data@1.5,unpruned@1.0,data@1.5@1 \\
+        --ft-recipe optimizer=AdamW,lr0=0.001,warmup_epochs=0 \\
+        --ft-recipe optimizer=AdamW,lr0=0.001,warmup_epochs=0,distill_model=../shared/models/yolov8n-coco.pt
 """
 
 from __future__ import annotations
@@ -53,10 +54,12 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--ft-data", default=str(SHARED / "datasets" / "coco128" / "coco128.yaml"))
     p.add_argument("--speed-ups", default="1.25,1.5,2.0")
     p.add_argument("--methods", default="previous,data_free,data")
-    p.add_argument("--finetune", default="", help="method@speed_up pairs to fine-tune, e.g. data@1.5,unpruned@1 "
-                   "(unpruned: the same fine-tune of the unpruned model, a control)")
+    p.add_argument("--finetune", default="", help="method@speed_up[@k] to fine-tune with the k-th --ft-recipe "
+                   "(default 0), e.g. data@1.5,unpruned@1,data@1.5@1 (unpruned: the same fine-tune of the unpruned "
+                   "model, a control)")
     p.add_argument("--ft-epochs", type=int, default=10)
-    p.add_argument("--ft-recipe", default="", help="extra stock train arguments, e.g. optimizer=AdamW,lr0=0.001")
+    p.add_argument("--ft-recipe", action="append", default=None,
+                   help="extra stock train arguments, e.g. optimizer=AdamW,lr0=0.001 (repeat for several recipes)")
     p.add_argument("--imgsz", type=int, default=640)
     return p.parse_args()
 
@@ -82,20 +85,25 @@ def prune(method: str, speed_up: float, args: argparse.Namespace, out: Path) -> 
     return {"prune_s": round(seconds, 1), "gflops": meta["gflops"], "params": meta["params"]}
 
 
-def recipe(args: argparse.Namespace) -> dict:
-    """The ``--ft-recipe`` overrides as stock train arguments."""
+def recipe(text: str) -> dict:
+    """One ``--ft-recipe`` as stock train arguments."""
     from ultralytics.cfg import smart_value
 
-    pairs = (item.split("=", 1) for item in args.ft_recipe.split(",") if item)
+    pairs = (item.split("=", 1) for item in text.split(",") if item)
     return {key: smart_value(value) for key, value in pairs}
 
 
-def finetune(weights: Path, args: argparse.Namespace, name: str) -> Path:
+def recipe_tag(text: str) -> str:
+    """A file-name-safe tag of a recipe (paths by their stem)."""
+    return "".join(f"_{k}{Path(v).stem if '/' in str(v) else v}" for k, v in recipe(text).items())
+
+
+def finetune(weights: Path, recipe_text: str, args: argparse.Namespace, name: str) -> Path:
     from ultralytics import YOLO
 
     YOLO(str(weights)).train(data=args.ft_data, epochs=args.ft_epochs, batch=16, nbs=16, imgsz=args.imgsz,
                              device="cpu", workers=0, plots=False, val=False, seed=0, deterministic=True,
-                             project=str(CACHE / "train"), name=name, exist_ok=True, **recipe(args))
+                             project=str(CACHE / "train"), name=name, exist_ok=True, **recipe(recipe_text))
     return CACHE / "train" / name / "weights" / "last.pt"
 
 
@@ -110,8 +118,8 @@ def run(method: str, speed_up: float, args: argparse.Namespace) -> dict:
     return result
 
 
-def run_finetune(method: str, speed_up: float, args: argparse.Namespace) -> dict:
-    tag = f"ft{args.ft_epochs}" + "".join(f"_{k}{v}" for k, v in recipe(args).items())
+def run_finetune(method: str, speed_up: float, recipe_text: str, args: argparse.Namespace) -> dict:
+    tag = f"ft{args.ft_epochs}{recipe_tag(recipe_text)}"
     path = CACHE / f"{method}_{speed_up}_{tag}.json"
     if path.exists():
         return json.loads(path.read_text())
@@ -119,8 +127,8 @@ def run_finetune(method: str, speed_up: float, args: argparse.Namespace) -> dict
     if method != "unpruned":
         run(method, speed_up, args)
     start = time.perf_counter()
-    last = finetune(weights, args, f"{method}_{speed_up}_{tag}")
-    result = {"method": method, "speed_up": speed_up, "epochs": args.ft_epochs, "recipe": args.ft_recipe or "defaults",
+    last = finetune(weights, recipe_text, args, f"{method}_{speed_up}_{tag}")
+    result = {"method": method, "speed_up": speed_up, "epochs": args.ft_epochs, "recipe": recipe_text or "defaults",
               "map": evaluate(last, args.calib, args.imgsz), "train_s": round(time.perf_counter() - start)}
     path.write_text(json.dumps(result, indent=1))
     return result
@@ -140,10 +148,11 @@ def report(base_map: float, results: list[dict], tuned: list[dict], args: argpar
                      f"{p[1] / 1e6:.2f}M | {r['map']:.3f} | {r['map'] / base_map:.2f} | {r['prune_s']:.0f} s |")
     if tuned:
         lines += ["", f"After stock `yolo train` ({args.ft_epochs} epochs, `batch=16 nbs=16`, {Path(args.ft_data).name}):",
-                  "", "| start | speed_up | mAP50-95 | x base | train time |", "|---|---|---|---|---|"]
+                  "", "| start | speed_up | recipe | mAP50-95 | x base | train time |", "|---|---|---|---|---|---|"]
         for r in tuned:
-            lines.append(f"| {LABELS[r['method']]} | {r['speed_up']} | {r['map']:.3f} | {r['map'] / base_map:.2f} | "
-                         f"{r['train_s'] / 60:.0f} min |")
+            shown = r["recipe"].replace(",", " ").replace(str(SHARED) + "/", "../shared/")
+            lines.append(f"| {LABELS[r['method']]} | {r['speed_up']} | `{shown}` | {r['map']:.3f} | "
+                         f"{r['map'] / base_map:.2f} | {r['train_s'] / 60:.0f} min |")
     (out / "real_models.md").write_text("\n".join(lines) + "\n")
     plot(base_map, results, tuned, out / "real_models.png", args)
 
@@ -181,7 +190,8 @@ def machine() -> str:
 
 def command(args: argparse.Namespace) -> str:
     return (f"benchmarks/real_models.py --speed-ups {args.speed_ups} --methods {args.methods} "
-            f"--finetune {args.finetune} --ft-epochs {args.ft_epochs} --ft-recipe {args.ft_recipe}")
+            f"--finetune {args.finetune} --ft-epochs {args.ft_epochs}"
+            + "".join(f" --ft-recipe {r}" for r in args.ft_recipe or [])).replace(str(SHARED), "../shared")
 
 
 def main() -> None:
@@ -196,8 +206,9 @@ def main() -> None:
     base_map = json.loads(base_path.read_text())["map"]
     speed_ups = [float(s) for s in args.speed_ups.split(",")]
     results = [run(m, s, args) for s in speed_ups for m in args.methods.split(",")]
-    pairs = [p.split("@") for p in args.finetune.split(",") if p]
-    tuned = [run_finetune(m, float(s), args) for m, s in pairs]
+    recipes = args.ft_recipe or [""]
+    jobs = [(p.split("@") + ["0"])[:3] for p in args.finetune.split(",") if p]
+    tuned = [run_finetune(m, float(s), recipes[int(k)], args) for m, s, k in jobs]
     report(base_map, results, tuned, args)
 
 

@@ -23,6 +23,14 @@ def base_pt(tmp_path_factory):
     return path
 
 
+def test_short_finetune_recipe_applies_unless_the_caller_sets_any_of_it():
+    from yolo_prune.recovery.finetune import SHORT_FINETUNE, with_short_finetune_recipe
+
+    assert with_short_finetune_recipe({"batch": 4}) == {**SHORT_FINETUNE, "batch": 4}
+    assert with_short_finetune_recipe({"lr0": 0.01}) == {"lr0": 0.01}  # theirs alone: no AdamW forced on them
+    assert SHORT_FINETUNE["warmup_epochs"] == 0
+
+
 def test_speed_up_schedule_is_geometric_and_absolute():
     schedule = Schedule(steps=3, speed_up=8.0)
     assert schedule.prune_kwargs(1, 10.0, 10.0) == {"target_gflops": pytest.approx(5.0)}

@@ -164,6 +164,20 @@ def test_summary_logs_widths_and_totals(caplog):
     assert "widths before" in text and "GFLOPs@640" in text and "params" in text and "size (MB)" in text
 
 
+def test_deep_data_free_prune_warns_and_a_mild_one_does_not(caplog):
+    from ultralytics.utils import LOGGER
+
+    LOGGER.propagate = True
+    try:
+        with caplog.at_level("WARNING", logger=LOGGER.name):
+            prune_yolo(tiny_detector(), speed_up=1.2, verbose=False)
+            assert "without data" not in caplog.text
+            prune_yolo(tiny_detector(), speed_up=2.0, verbose=False)
+    finally:
+        LOGGER.propagate = False
+    assert "without data" in caplog.text and "data=your.yaml" in caplog.text
+
+
 @pytest.mark.parametrize("cfg", FAMILIES)
 @pytest.mark.parametrize("speed_up", [1.5, 2.0])
 def test_speed_up_target_reached_within_3_percent(cfg, speed_up):

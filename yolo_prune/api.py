@@ -24,6 +24,7 @@ from .recovery.distillation import distill_on_images
 from .recovery.reconstruction import reconstruct_convolutions, reconstruction_images
 
 PREFIX = colorstr("yolo-prune: ")
+TRAINING_FREE_GFLOPS = 0.75  # below this share of GFLOPs, a prune without data= keeps little mAP (see _warn_if_deep)
 
 
 def prune_yolo(
@@ -55,8 +56,10 @@ def prune_yolo(
     Args:
         model: Checkpoint path (``yolov8n.pt``, downloaded by Ultralytics if needed), model yaml (``yolov8n.yaml``,
             random init), ``ultralytics.YOLO`` or ``DetectionModel``. The caller's file and object are never changed.
-        ratio: Fraction of channels removed from every prunable group, in (0, 1); 0.3 when neither a target nor
-            ``layer_ratios`` is given (with ``layer_ratios`` alone, unlisted layers stay as they are).
+        ratio: Fraction of channels removed, in (0, 1): of all channels ranked together with ``global_pruning``, else
+            from every prunable group; 0.3 when neither a target nor ``layer_ratios`` is given (with ``layer_ratios``
+            alone, unlisted layers stay as they are). Without ``data``, a prune below 0.75x GFLOPs logs a warning:
+            real detectors keep little mAP that deep before fine-tuning.
         target_gflops: Instead of a ratio, prune to this many GFLOPs at ``imgsz`` (reached within about 3%).
         speed_up: Instead of a ratio, prune to ``1 / speed_up`` of the source's GFLOPs (e.g. 2.0 halves them).
         importance: Channel criterion. ``auto`` (default) is ``damage``: a data-free score of the error a channel's
@@ -80,10 +83,11 @@ def prune_yolo(
             as in training, seeded) and ``reconstruct``.
         compensate: Fold every removed channel's expected output (from its BatchNorm statistics) into the biases or
             BatchNorm means of the layers that read it, so their pre-activations keep their mean (data-free).
-        distill: Train the pruned model towards the original's raw head outputs on ``data``'s training images (no
-            labels needed; 64 images at half ``imgsz``, 20 epochs, a fresh augmentation each). ``None``
-            (default): on when ``data`` is given. Real COCO yolov8n: ``speed_up=1.25`` 0.321 -> 0.336 mAP50-95,
-            ``speed_up=1.5`` 0.039 -> 0.125, and a 10-epoch stock fine-tune from there reaches 0.363 (base 0.474).
+        distill: Train the pruned model towards the original on ``data``'s training images (no labels needed; 64
+            images at half ``imgsz``, 20 epochs, a fresh augmentation each, mosaic on): its raw head outputs, and
+            every pruned block's output on the channels it kept (feature mimicking). ``None`` (default): on when
+            ``data`` is given. Real COCO yolov8n: ``speed_up=1.25`` 0.321 -> 0.368 mAP50-95, ``speed_up=1.5``
+            0.039 -> 0.184 (base 0.474; head outputs alone: 0.336 / 0.125).
         calibrate_bn: Re-estimate the pruned model's BatchNorm statistics on ``data`` ("adaptive BN"). It lifts
             accuracy before any fine-tuning (shapes set, yolov8n ratio 0.3: mAP50-95 0.026 -> 0.16) but did not help
             after a short fine-tune, and it lowers an unpruned model's accuracy, so it is off by default.
@@ -107,8 +111,9 @@ def prune_yolo(
 
     Examples:
         >>> from yolo_prune import prune_yolo
-        >>> pruned = prune_yolo("yolov8n.pt", ratio=0.3)
+        >>> pruned = prune_yolo("yolov8n.pt", speed_up=1.25)  # 0.80x GFLOPs, data-free
         >>> pruned.save("yolov8n-pruned.pt")
+        >>> prune_yolo("yolov8n.pt", ratio=0.3)  # a share of channels (about half the GFLOPs: fine-tune after)
         >>> prune_yolo("yolo11n.yaml", ratio=0.5, global_pruning=True, save="yolo11n-pruned.pt")
         >>> prune_yolo("yolo26n.pt", speed_up=2.0)  # half the GFLOPs
         >>> prune_yolo("best.pt", speed_up=1.25, data="data.yaml")  # + label-free distillation on your images
@@ -142,8 +147,10 @@ def prune_yolo(
         recalibrate_batchnorm(pruned, batches)
     distill = data is not None if distill is None else distill
     if distill:
-        distill_on_images(pruned, source, str(data), imgsz, verbose=verbose)
+        distill_on_images(pruned, source, str(data), imgsz, kept, verbose=verbose)
     stats = ModelStats.of(source, imgsz), ModelStats.of(pruned, imgsz)
+    if data is None:
+        _warn_if_deep(stats[1].gflops / stats[0].gflops)
     if verbose:
         label = model if isinstance(model, (str, os.PathLike)) else type(model).__name__
         goal = f"ratio={options.ratio}" if options.gflops_fraction is None else f"GFLOPs x{options.gflops_fraction:.3f}"
@@ -222,6 +229,20 @@ def _with_compute_target(options: PruneOptions, source, target_gflops, speed_up)
             raise PruneError(f"target_gflops={target_gflops!r} must be above 0 and below the model's {base:.2f} GFLOPs.")
         fraction = target_gflops / base
     return replace(options, gflops_fraction=fraction)
+
+
+def _warn_if_deep(gflops_share: float) -> None:
+    """Say so when a prune without data went deeper than real detectors survive without training.
+
+    Measured on the real COCO yolov8n (BENCHMARKS.md, "Real models"): data-free at 0.80x GFLOPs keeps 0.68x of its
+    mAP50-95, at 0.66x 0.08x, at 0.50x nothing.
+    """
+    if gflops_share < TRAINING_FREE_GFLOPS:
+        LOGGER.warning(
+            f"{PREFIX}pruned to {gflops_share:.2f}x GFLOPs without data: a real detector keeps little mAP this deep "
+            f"before fine-tuning (COCO yolov8n: 0.80x keeps 0.68x of its mAP, 0.66x keeps 0.08x). Pass "
+            f"data=your.yaml (its images, labels optional, distill the pruned model) and fine-tune with yolo train."
+        )
 
 
 def _metadata(

@@ -19,8 +19,10 @@ CALIBRATION_IMAGES = 64
 CALIBRATION_BATCH = 8
 
 
-def calibration_batches(data: str, imgsz: int, images: int = CALIBRATION_IMAGES, seed: int = 0) -> list[dict]:
-    """Load the first ``images`` training images of ``data`` as Ultralytics training batches (mosaic off).
+def calibration_batches(
+    data: str, imgsz: int, images: int = CALIBRATION_IMAGES, seed: int = 0, mosaic: float = 0.0
+) -> list[dict]:
+    """Load the first ``images`` training images of ``data`` as Ultralytics training batches (mosaic off by default).
 
     Augmented like training, because a model's BatchNorm statistics were learned on augmented images: statistics
     re-estimated on plain images cost a trained model accuracy (measured: 0.625 -> 0.42 mAP50-95 on the shapes
@@ -31,6 +33,8 @@ def calibration_batches(data: str, imgsz: int, images: int = CALIBRATION_IMAGES,
         imgsz: Image size.
         images: How many images to use.
         seed: Seed of the random augmentation (another seed draws other augmentations of the same images).
+        mosaic: Probability of Ultralytics' mosaic (four images tiled into one), as the ``mosaic`` train argument;
+            the other tiles come from images already read, so from the same first ``images``.
 
     Returns:
         Batches with images scaled to [0, 1].
@@ -45,7 +49,7 @@ def calibration_batches(data: str, imgsz: int, images: int = CALIBRATION_IMAGES,
         info = check_det_dataset(str(data), autodownload=False)
     except Exception as e:  # Ultralytics raises several types for a missing or malformed dataset
         raise PruneError(f"Could not read dataset '{data}' for calibration: {e}") from e
-    cfg = get_cfg(overrides={"imgsz": imgsz, "task": "detect", "mosaic": 0.0, "mixup": 0.0, "cutmix": 0.0})
+    cfg = get_cfg(overrides={"imgsz": imgsz, "task": "detect", "mosaic": mosaic, "mixup": 0.0, "cutmix": 0.0})
     with seeded_random(seed):
         try:
             dataset = build_yolo_dataset(cfg, info["train"], CALIBRATION_BATCH, info, mode="train", rect=False)

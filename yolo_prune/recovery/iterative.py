@@ -22,7 +22,15 @@ from ultralytics.utils import LOGGER, colorstr
 from ultralytics.utils.files import increment_path
 
 from ..errors import PruneError
-from .finetune import Scores, check_data, check_train_kwargs, finetune, val_kwargs_from, validate
+from .finetune import (
+    Scores,
+    check_data,
+    check_train_kwargs,
+    finetune,
+    val_kwargs_from,
+    validate,
+    with_short_finetune_recipe,
+)
 
 PREFIX = colorstr("yolo-prune iterative: ")
 COLUMNS = ("step", "gflops", "params", "map50_95", "map50", "map_drop", "admissible", "wall_s", "weights")
@@ -88,7 +96,7 @@ def iterative_prune(
     epochs: int = 10,
     max_map_drop: float = 0.02,
     imgsz: int = 640,
-    importance: str = "l2",
+    importance: str = "auto",
     reconstruct: bool = False,
     project: str | os.PathLike = "runs/prune",
     name: str = "iterative",
@@ -108,14 +116,17 @@ def iterative_prune(
         max_map_drop: Largest admissible drop of mAP50-95 below the unpruned model, in absolute points (0.02 = two
             points); the first step beyond it ends the run.
         imgsz: Training, validation and GFLOPs image size; a multiple of 32.
-        importance: Channel criterion passed to ``prune_yolo``; ``taylor``/``hessian`` score on ``data``.
+        importance: Channel criterion passed to ``prune_yolo`` (``auto``: its default, the data-free damage score);
+            ``taylor``/``hessian``/``fisher`` score on ``data``.
         reconstruct: Refit each step's pruned layers to the previous step's outputs on ``data`` before its
             fine-tune (``prune_yolo(reconstruct=True)``).
         project: Parent folder of the run.
         name: Run name; the run folder is ``project/name`` incremented (``name2``, ...) unless ``exist_ok``.
         exist_ok: Reuse ``project/name`` if it exists.
         **train_kwargs: Other stock ``YOLO.train`` arguments for every fine-tune (``batch``, ``lr0``, ``device``,
-            ``distill_model``, ...); ``batch``/``device``/``workers`` also apply to validation.
+            ``distill_model``, ...); ``batch``/``device``/``workers`` also apply to validation. Unless they set
+            ``optimizer``, ``lr0`` or ``warmup_epochs``, the short-fine-tune recipe ``optimizer=AdamW lr0=0.001
+            warmup_epochs=0`` applies (``finetune.SHORT_FINETUNE``).
 
     Returns:
         An ``IterativeResult``: the steps (step 0 = unpruned), ``best`` (``<run_dir>/best.pt``: the most compressed
@@ -137,7 +148,7 @@ def iterative_prune(
     data, source = check_data(data), _checkpoint_path(model)
     run_dir = increment_path(Path(project).resolve() / name, exist_ok=exist_ok)
     run_dir.mkdir(parents=True, exist_ok=True)
-    val_kwargs = val_kwargs_from(train_kwargs)
+    val_kwargs, train_kwargs = val_kwargs_from(train_kwargs), with_short_finetune_recipe(train_kwargs)
     prune_options = {"importance": importance, "imgsz": imgsz, "data": data, "reconstruct": bool(reconstruct)}
 
     LOGGER.info(f"{PREFIX}{steps} steps to {_goal(schedule)}, {epochs} epochs each, run dir {run_dir}")

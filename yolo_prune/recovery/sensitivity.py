@@ -120,7 +120,7 @@ def sensitivity(
     layers: Sequence[int | Sequence[int]] | None = None,
     imgsz: int = 640,
     fraction: float = 1.0,
-    importance: str = "l2",
+    importance: str = "auto",
     project: str | os.PathLike = "runs/prune",
     name: str = "sensitivity",
     exist_ok: bool = False,

@@ -1,0 +1,73 @@
+"""Distillation ablations on the real COCO yolov8n: one recovery choice changed at a time, no labels, no fine-tune.
+
+Prunes the real checkpoint with the data-free defaults (damage score, global per-GFLOP ranking, compensation) to
+``--speed-up``, distils it on the calibration images of ``--data`` with ``yolo_prune.recovery.distillation.distill``
+and measures mAP50-95 at 640 px on the measuring split. ``--steps N`` instead reaches the speed-up in N prune-and-
+distil steps (each pruning the distilled model of the step before; the features always mimic the unpruned model).
+Run from the repository root with ``../shared`` (see REAL_DATA.md there):
+
+    YOLO_OFFLINE=1 .venv/bin/python benchmarks/real_distillation.py --speed-up 1.5 --feature-weight 0   # head only
+    YOLO_OFFLINE=1 .venv/bin/python benchmarks/real_distillation.py --speed-up 1.5                      # defaults
+    YOLO_OFFLINE=1 .venv/bin/python benchmarks/real_distillation.py --speed-up 1.5 --steps 3 --epochs 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from dataclasses import replace
+
+os.environ.setdefault("YOLO_OFFLINE", "1")
+
+import torch  # noqa: E402
+from real_ablations import SHARED, evaluate  # noqa: E402
+from ultralytics import YOLO  # noqa: E402
+
+from yolo_prune.pruning.compensation import compensate_removed_channels  # noqa: E402
+from yolo_prune.pruning.core import PruneOptions, prune_with_channel_map  # noqa: E402
+from yolo_prune.recovery import distillation  # noqa: E402
+from yolo_prune.recovery.calibration import calibration_batches  # noqa: E402
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--model", default=str(SHARED / "models" / "yolov8n-coco.pt"))
+    p.add_argument("--data", default=str(SHARED / "datasets" / "coco128" / "split.yaml"))
+    p.add_argument("--speed-up", type=float, default=1.5)
+    p.add_argument("--epochs", type=int, default=distillation.EPOCHS, help="per step")
+    p.add_argument("--imgsz", type=int, default=320, help="distillation image size")
+    p.add_argument("--feature-weight", type=float, default=distillation.FEATURE_WEIGHT, help="0: head outputs only")
+    p.add_argument("--mosaic", type=float, default=distillation.MOSAIC)
+    p.add_argument("--lr", type=float, default=distillation.LEARNING_RATE)
+    p.add_argument("--steps", type=int, default=1)
+    return p.parse_args()
+
+
+def prune_step(model, gflops_fraction: float):
+    options = replace(PruneOptions(0.3, "damage", global_pruning=True), gflops_fraction=gflops_fraction)
+    pruned, kept = prune_with_channel_map(model, options)
+    compensate_removed_channels(pruned, model, kept)
+    return pruned, kept
+
+
+def main() -> None:
+    args = parse_args()
+    torch.set_num_threads(os.cpu_count() or 1)
+    source = YOLO(args.model).model.float().eval()
+    images = lambda epoch: calibration_batches(args.data, args.imgsz, distillation.IMAGES, seed=epoch,  # noqa: E731
+                                               mosaic=args.mosaic)
+    start, model, kept = time.perf_counter(), source, None
+    for step in range(args.steps):
+        model, step_kept = prune_step(model, (1 / args.speed_up) ** (1 / args.steps))
+        kept = step_kept if kept is None else {name: kept[name][step_kept[name]] for name in step_kept}
+        distillation.distill(model, source, images, args.epochs, lr=args.lr, kept=kept,
+                             feature_weight=args.feature_weight, verbose=False)
+        score = evaluate(model, args.model, args.data)
+        print(f"step {step + 1}/{args.steps}: mAP50-95 {score:.3f} ({time.perf_counter() - start:.0f} s)", flush=True)
+    settings = {k: v for k, v in vars(args).items() if k not in ("model", "data")}
+    print(f"{settings}: mAP50-95 {score:.3f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
