@@ -201,9 +201,10 @@ def test_feature_loss_is_zero_against_itself():
         assert feature_loss(taps.outputs, taps.outputs, kept).item() == 0.0
 
 
-def test_data_turns_distillation_on_and_stays_stock(dataset_yaml, tmp_path):
-    model = prune_yolo(tiny_detector(), speed_up=1.5, imgsz=64, data=str(dataset_yaml), save=tmp_path / "p.pt",
-                       verbose=False)
+@pytest.mark.parametrize("cfg", FAMILIES)
+def test_data_turns_distillation_on_and_stays_stock(cfg, dataset_yaml, tmp_path):
+    model = prune_yolo(tiny_detector(cfg), speed_up=1.5, imgsz=64, data=str(dataset_yaml), save=tmp_path / "p.pt",
+                       verbose=False)  # feature mimicking through every family's blocks (C2f, C3k2, C2PSA, Detect26)
     assert model.ckpt["yolo_prune"]["distilled"] is True
     assert_stock_rebuild_keeps_every_tensor(model.model)
     plain = prune_yolo(tiny_detector(), speed_up=1.5, imgsz=64, data=str(dataset_yaml), distill=False, verbose=False)
