@@ -85,7 +85,7 @@ def prune_yolo(
             BatchNorm means of the layers that read it, so their pre-activations keep their mean (data-free).
         distill: Train the pruned model towards the original on ``data``'s training images (no labels needed; 64
             images at half ``imgsz``, 20 epochs, a fresh augmentation each, mosaic on): its raw head outputs, and
-            every pruned block's output on the channels it kept (feature mimicking). ``None`` (default): on when
+            every convolution block's output on the channels that block kept (feature mimicking). ``None`` (default): on when
             ``data`` is given. Real COCO yolov8n: ``speed_up=1.25`` 0.321 -> 0.368 mAP50-95, ``speed_up=1.5``
             0.039 -> 0.184 (base 0.474; head outputs alone: 0.336 / 0.125).
         calibrate_bn: Re-estimate the pruned model's BatchNorm statistics on ``data`` ("adaptive BN"). It lifts

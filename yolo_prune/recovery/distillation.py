@@ -4,8 +4,8 @@ Needs images only: the unpruned model's own outputs are the targets. Per anchor,
 teacher's sigmoid scores (binary cross-entropy with soft targets, summed and divided by the teacher's total score as
 Ultralytics' detection loss does, so the many background anchors do not drown the objects) and the box branch the
 teacher's box distribution (KL divergence over the DFL bins, or L1 for heads without DFL such as YOLO26), weighted by
-the teacher's confidence. End-to-end heads distil both branches. Given the pruning's channel map, every pruned
-convolution block's output also mimics the teacher's on the channels it kept (feature mimicking, as in few-sample
+the teacher's confidence. End-to-end heads distil both branches. Given the pruning's channel map, every convolution
+block's output also mimics the teacher's on the channels it kept (feature mimicking, as in few-sample
 compression: MiR, Wang et al. 2022), which gives every layer a target instead of the head alone. Each epoch draws a
 fresh training-style augmentation of the same images, mosaic included (seeded). BatchNorm statistics stay frozen (a
 few images cannot re-estimate them), and so does the DFL convolution; every other weight trains.
@@ -131,7 +131,7 @@ def distill(
         epochs: Passes over the images.
         lr: Peak learning rate of the one-cycle schedule (Adam).
         kept: BatchNorm name -> kept source channels (from ``prune_with_channel_map``): adds ``feature_loss`` over
-            every pruned ``Conv`` block. None: head outputs only.
+            every ``Conv`` block (on the channels each kept). None: head outputs only.
         feature_weight: Weight of the feature term.
         verbose: Show a progress bar.
 
