@@ -85,9 +85,9 @@ def prune_yolo(
             BatchNorm means of the layers that read it, so their pre-activations keep their mean (data-free).
         distill: Train the pruned model towards the original on ``data``'s training images (no labels needed; 64
             images at half ``imgsz``, 20 epochs, a fresh augmentation each, mosaic on): its raw head outputs, and
-            every convolution block's output on the channels that block kept (feature mimicking). ``None`` (default): on when
-            ``data`` is given. Real COCO yolov8n: ``speed_up=1.25`` 0.321 -> 0.368 mAP50-95, ``speed_up=1.5``
-            0.039 -> 0.184 (base 0.474; head outputs alone: 0.336 / 0.125).
+            every convolution block's output on the channels that block kept (feature mimicking). ``None``
+            (default): on when ``data`` is given. Real COCO yolov8n: ``speed_up=1.25`` 0.321 -> 0.368 mAP50-95,
+            ``speed_up=1.5`` 0.039 -> 0.184 (base 0.474; head outputs alone: 0.336 / 0.125).
         calibrate_bn: Re-estimate the pruned model's BatchNorm statistics on ``data`` ("adaptive BN"). It lifts
             accuracy before any fine-tuning (shapes set, yolov8n ratio 0.3: mAP50-95 0.026 -> 0.16) but did not help
             after a short fine-tune, and it lowers an unpruned model's accuracy, so it is off by default.
@@ -239,8 +239,8 @@ def _warn_if_deep(gflops_share: float) -> None:
     """
     if gflops_share < TRAINING_FREE_GFLOPS:
         LOGGER.warning(
-            f"{PREFIX}pruned to {gflops_share:.2f}x GFLOPs without data: a real detector keeps little mAP this deep "
-            f"before fine-tuning (COCO yolov8n: 0.80x keeps 0.68x of its mAP, 0.66x keeps 0.08x). Pass "
+            f"{PREFIX}pruned to {gflops_share:.2f}x GFLOPs without data: a real detector keeps little mAP this "
+            f"deep before fine-tuning (COCO yolov8n: 0.80x keeps 0.68x of its mAP, 0.66x keeps 0.08x). Pass "
             f"data=your.yaml (its images, labels optional, distill the pruned model) and fine-tune with yolo train."
         )
 
