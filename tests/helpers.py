@@ -7,11 +7,13 @@ import torch
 from ultralytics.nn.modules import C2f, Conv
 from ultralytics.nn.tasks import DetectionModel
 
+from yolo_prune.pruning.heads import class_count
+
 
 def assert_stock_rebuild_keeps_every_tensor(model: DetectionModel) -> None:
     """Rebuild from the model's yaml exactly as Ultralytics' trainer does, load, and compare every tensor."""
     model = model.float()
-    rebuilt = DetectionModel(model.yaml, nc=model.model[-1].nc, verbose=False)
+    rebuilt = type(model)(model.yaml, nc=class_count(model), verbose=False)
     rebuilt.load(model, verbose=False)
     ours, theirs = model.state_dict(), rebuilt.state_dict()
     assert ours.keys() == theirs.keys()

@@ -47,7 +47,7 @@ def test_values_are_parsed_like_ultralytics():
         (["prune", "model=yolov8n.yaml", "ratio=1.5"], "strictly between 0 and 1"),
         (["prune", "model=yolov8n.yaml", "ratio=abc"], "strictly between 0 and 1"),
         (["prune", "model=missing.pt"], "not found"),
-        (["prune", "model=yolov8n-seg.yaml"], "detection"),
+        (["prune", "model=yolov10n.yaml"], "detect, segment, pose, OBB and classify"),
     ],
 )
 def test_errors_are_one_line_with_exit_2(capsys, words, message):

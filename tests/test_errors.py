@@ -79,9 +79,11 @@ def test_imgsz_not_a_stride_multiple(imgsz):
         prune_yolo(tiny_detector(), imgsz=imgsz, verbose=False)
 
 
-@pytest.mark.parametrize("cfg", ["yolov8n-seg.yaml", "yolo11n-pose.yaml", "yolov8n-cls.yaml", "yolo11n-obb.yaml"])
-def test_unsupported_task(cfg):
-    with pytest.raises(PruneError, match="supports YOLOv8, YOLO11 and YOLO26 detection"):
+@pytest.mark.parametrize(
+    "cfg", ["yolov10n.yaml", "yolov8s-worldv2.yaml", "yoloe-11s-seg.yaml", "yolo26n-sem.yaml", "yolo26n-depth.yaml"]
+)
+def test_unsupported_model_names_what_is_supported(cfg):
+    with pytest.raises(PruneError, match="supports YOLOv8, YOLO11 and YOLO26 detect, segment, pose, OBB and classify"):
         prune_yolo(cfg, verbose=False)
 
 

@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import NAMES
+from conftest import NAMES, tiny_task_model
 from ultralytics import YOLO
 from ultralytics.nn.tasks import DetectionModel
 
@@ -363,6 +363,37 @@ def test_raw_agreement_compares_anchors_and_end2end_rows():
     assert raw_agreement(rows, rows, 0.02, end2end=True) == (4, 4)
 
 
+def test_task_outputs_must_agree_too():
+    box = [[0, 0, 20, 10]]
+    full, empty, left = np.zeros((1, 10, 20), bool), np.zeros((1, 10, 20), bool), np.zeros((1, 10, 20), bool)
+    full[:] = True
+    left[:, :, :12] = True
+    masks = lambda m: [Detections.of(box, [0], [0.9], masks=m)]  # noqa: E731
+    assert detection_agreement(masks(full), masks(full)) == 1.0
+    assert detection_agreement(masks(full), masks(left)) == 0.0  # same box, mask IoU 0.6
+    assert detection_agreement(masks(full), masks(empty)) == 0.0
+    kpts = lambda k: [Detections.of(box, [0], [0.9], keypoints=[k])]  # noqa: E731
+    assert detection_agreement(kpts([[1, 1], [19, 9]]), kpts([[1.5, 1], [19, 9]])) == 1.0  # within 5% of the diagonal
+    assert detection_agreement(kpts([[1, 1], [19, 9]]), kpts([[5, 1], [19, 9]])) == 0.0
+    rotated = lambda angle: [Detections.of(box, [0], [0.9], rotated=[[10, 5, 20, 10, angle]])]  # noqa: E731
+    assert detection_agreement(rotated(0.0), rotated(0.0)) == pytest.approx(1.0)
+    assert detection_agreement(rotated(0.0), rotated(0.8)) == 0.0  # same hull box, turned by 46 degrees
+
+
+def test_top1_agreement_is_the_share_of_images_with_the_same_class():
+    top1 = lambda *classes: [Detections.of([[0, 0, 64, 64]], [c], [0.9]) for c in classes]  # noqa: E731
+    assert detection_agreement(top1(0, 1, 2, 2), top1(0, 1, 2, 0)) == 0.75
+
+
+def test_raw_outputs_compare_class_scores_only():
+    ref = np.zeros((4 + 2 + 3, 2))  # boxes, 2 class scores, 3 mask coefficients
+    ref[:4] = [[5, 15], [5, 5], [10, 10], [10, 10]]
+    out = ref.copy()
+    out[6:] = 1.0  # mask coefficients differ; scores agree
+    assert raw_agreement(ref, out, 0.02, nc=2) == (2, 2)
+    assert raw_agreement(ref, out, 0.02) == (0, 2)
+
+
 # --- targets, each artifact verified (slow) --------------------------------------------------------------------
 
 
@@ -509,3 +540,16 @@ def openvino_runs_fp32_in_bf16() -> bool:
     import openvino as ov
 
     return ov.Core().get_property("CPU", "INFERENCE_PRECISION_HINT") == ov.Type.bf16
+
+
+@pytest.mark.slow
+@needs_export_extra
+@pytest.mark.parametrize("task", ["segment", "pose", "obb", "classify"])
+def test_every_task_exports_and_verifies(task, task_dataset, tmp_path):
+    """A random-init task model detects nothing, so detect-like tasks fall back to raw class scores; classify
+    compares top-1 classes on every image."""
+    pt = tmp_path / f"{task}.pt"
+    prune_yolo(tiny_task_model("yolov8n.yaml", task), ratio=0.3, save=pt, verbose=False)
+    (row,) = export(pt, "onnx", imgsz=IMGSZ, data=task_dataset(task), verbose=False)
+    assert row.status == "pass", row
+    assert row.metric == ("top-1" if task == "classify" else "raw outputs"), row

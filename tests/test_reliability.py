@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 from ultralytics.nn.modules import Conv
-from ultralytics.nn.tasks import DetectionModel, SegmentationModel, yaml_model_load
+from ultralytics.nn.tasks import DetectionModel, SemanticSegmentationModel, yaml_model_load
 from ultralytics.utils.torch_utils import fuse_conv_and_bn, get_num_params
 
 import yolo_prune
@@ -29,7 +29,7 @@ from yolo_prune import PruneError, prune_yolo
 from yolo_prune.checkpoint import checkpoint_dict, save_atomic
 from yolo_prune.loading import load_model
 
-SUPPORTS = "supports YOLOv8, YOLO11 and YOLO26 detection"  # every unsupported-model message starts like this
+SUPPORTS = "supports YOLOv8, YOLO11 and YOLO26 detect, segment, pose, OBB and classify"  # every such message
 PACKAGE = Path(yolo_prune.__file__).parent
 
 
@@ -425,10 +425,11 @@ def test_folder_named_like_a_checkpoint(tmp_path):
         prune_yolo(tmp_path / "weights.pt", verbose=False)
 
 
-def test_non_detection_checkpoint_file(tmp_path):
-    torch.save(checkpoint_dict(SegmentationModel("yolov8n-seg.yaml", nc=3, verbose=False), {}), tmp_path / "seg.pt")
-    with pytest.raises(PruneError, match=f"{SUPPORTS}.*SegmentationModel \\(task 'segment'\\)"):
-        prune_yolo(tmp_path / "seg.pt", verbose=False)
+def test_checkpoint_of_an_unsupported_task(tmp_path):
+    model = SemanticSegmentationModel("yolo26n-sem.yaml", nc=3, verbose=False)
+    torch.save(checkpoint_dict(model, {}), tmp_path / "sem.pt")
+    with pytest.raises(PruneError, match=f"{SUPPORTS}.*SemanticSegmentationModel ending in a SemanticSegment"):
+        prune_yolo(tmp_path / "sem.pt", verbose=False)
 
 
 def test_fused_checkpoint_file(tmp_path):

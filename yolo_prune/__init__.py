@@ -1,4 +1,4 @@
-"""yolo-prune: structured channel pruning for Ultralytics YOLO detectors that keeps checkpoints stock."""
+"""yolo-prune: structured channel pruning for Ultralytics YOLO models of every task that keeps checkpoints stock."""
 
 __version__ = "0.1.0"
 

@@ -1,4 +1,4 @@
-"""``prune_yolo``: the one call a user needs to turn a YOLO detector into a smaller stock Ultralytics model."""
+"""``prune_yolo``: the one call a user needs to turn a YOLO model into a smaller stock Ultralytics model."""
 
 from __future__ import annotations
 
@@ -15,16 +15,19 @@ from . import __version__
 from .checkpoint import checkpoint_dict, save_atomic
 from .errors import PruneError
 from .loading import ModelSource, load_model, restricted_yolo
+from .pruning.architecture import check_supported
 from .pruning.core import PruneOptions, prune_with_channel_map
+from .pruning.heads import task_of
 from .pruning.compensation import compensate_removed_channels
 from .pruning.importance import CHOICES, DATA_DRIVEN, IMPORTANCE, resolve_importance
 from .pruning.summary import ModelStats, log_summary
-from .recovery.calibration import calibration_batches, recalibrate_batchnorm
+from .recovery.calibration import calibration_batches, check_task_data, recalibrate_batchnorm
 from .recovery.distillation import distill_on_images
 from .recovery.reconstruction import reconstruct_convolutions, reconstruction_images
 
 PREFIX = colorstr("yolo-prune: ")
 TRAINING_FREE_GFLOPS = 0.75  # below this share of GFLOPs, a prune without data= keeps little mAP (see _warn_if_deep)
+DEFAULT_IMGSZ = {"classify": 224}  # Ultralytics' classification models train at 224; every other task at 640
 
 
 def prune_yolo(
@@ -37,7 +40,7 @@ def prune_yolo(
     global_pruning: bool | None = None,
     layer_ratios: dict[int, float] | None = None,
     round_to: int = 8,
-    imgsz: int = 640,
+    imgsz: int | None = None,
     data: str | os.PathLike | None = None,
     compensate: bool = True,
     distill: bool | None = None,
@@ -47,15 +50,18 @@ def prune_yolo(
     overwrite: bool = False,
     verbose: bool = True,
 ) -> YOLO:
-    """Prune whole channels from a YOLO detector; the result is a stock Ultralytics model.
+    """Prune whole channels from a YOLO model of any task; the result is a stock Ultralytics model of that task.
 
     Coupled channels come from torch-pruning's DependencyGraph; every pruned width is written into the model's yaml,
     so ``yolo train``/``val``/``predict``/``export`` rebuild exactly the pruned model in any process (DDP included)
     and training starts from every pruned tensor. Nothing is patched and no new class enters the checkpoint.
+    Detect, segment, pose, OBB and classify models of YOLOv8, YOLO11 and YOLO26 are supported; the task heads' output
+    widths (classes, masks, keypoints, angles) stay, the segmentation prototypes' width ``npr`` is pruned.
 
     Args:
         model: Checkpoint path (``yolov8n.pt``, downloaded by Ultralytics if needed), model yaml (``yolov8n.yaml``,
-            random init), ``ultralytics.YOLO`` or ``DetectionModel``. The caller's file and object are never changed.
+            ``yolo11n-seg.yaml``: random init), ``ultralytics.YOLO`` or an Ultralytics model (``DetectionModel``,
+            ``SegmentationModel``, ...). The caller's file and object are never changed.
         ratio: Fraction of channels removed, in (0, 1): of all channels ranked together with ``global_pruning``, else
             from every prunable group; 0.3 when neither a target nor ``layer_ratios`` is given (with ``layer_ratios``
             alone, unlisted layers stay as they are). Without ``data``, a prune below 0.75x GFLOPs logs a warning:
@@ -77,7 +83,8 @@ def prune_yolo(
             layer's index covers its classification branch; 0 leaves a layer untouched. Uniform pruning only.
         round_to: Channel multiple for every pruned width; a multiple of 8 (stock yaml widths are multiples of 8).
             Widths Ultralytics derives (SPPF and C3k2 inner widths, the Detect box branch) follow their formulas.
-        imgsz: Image size for the reported GFLOPs, compute targets and calibration; a multiple of 32.
+        imgsz: Image size for the reported GFLOPs, compute targets and calibration; a multiple of 32. ``None``
+            (default): 640, or 224 for classification models.
         data: Dataset yaml whose training images (labels optional) distill the pruned model (see ``distill``) and
             feed ``fisher``, ``taylor``/``hessian`` (labels needed), ``calibrate_bn`` (64 training images, augmented
             as in training, seeded) and ``reconstruct``.
@@ -103,8 +110,8 @@ def prune_yolo(
         verbose: Log the per-layer width table and before/after params, GFLOPs and size.
 
     Returns:
-        An ``ultralytics.YOLO`` holding the pruned ``DetectionModel``, loaded from a real checkpoint (``save`` or a
-        temporary file), so ``.train()``, ``.val()``, ``.export()`` and ``.save()`` behave as for any checkpoint.
+        An ``ultralytics.YOLO`` holding the pruned model of the source's task, loaded from a real checkpoint (``save``
+        or a temporary file), so ``.train()``, ``.val()``, ``.export()`` and ``.save()`` behave as for any checkpoint.
 
     Raises:
         PruneError: For a missing/corrupt file, an unsupported model or task, or an option out of range.
@@ -116,12 +123,16 @@ def prune_yolo(
         >>> prune_yolo("yolov8n.pt", ratio=0.3)  # a share of channels (about half the GFLOPs: fine-tune after)
         >>> prune_yolo("yolo11n.yaml", ratio=0.5, global_pruning=True, save="yolo11n-pruned.pt")
         >>> prune_yolo("yolo26n.pt", speed_up=2.0)  # half the GFLOPs
+        >>> prune_yolo("yolo11n-seg.pt", speed_up=1.25)  # segment, pose, OBB and classify models alike
         >>> prune_yolo("best.pt", speed_up=1.25, data="data.yaml")  # + label-free distillation on your images
         >>> prune_yolo("best.pt", ratio=0.3, data="data.yaml", reconstruct=True)  # refit on your images
     """
     if ratio is not None and (target_gflops is not None or speed_up is not None):
         raise PruneError("Give either ratio or a compute target (target_gflops / speed_up), not both.")
     source, source_file = load_model(model)
+    check_supported(source)  # before any work: one clear message for an unsupported model
+    task = task_of(source)
+    imgsz = DEFAULT_IMGSZ.get(task, 640) if imgsz is None else imgsz
     importance = resolve_importance(importance)
     if global_pruning is None:
         global_pruning = not layer_ratios
@@ -131,8 +142,11 @@ def prune_yolo(
         options = replace(options, ratio=0.0)
     options = _with_compute_target(options, source, target_gflops, speed_up)
     _check_data_given(data, importance, calibrate_bn, reconstruct, distill)
+    distill = data is not None if distill is None else distill
+    if distill or reconstruct or calibrate_bn or importance in DATA_DRIVEN:
+        check_task_data(task, data)
     needs_batches = importance in DATA_DRIVEN or calibrate_bn
-    batches = calibration_batches(str(data), imgsz) if needs_batches else None
+    batches = calibration_batches(str(data), imgsz, task=task) if needs_batches else None
     if importance in DATA_DRIVEN:
         options = replace(options, calibration=batches)
     if save is not None and source_file is not None and Path(save).resolve() == source_file.resolve():
@@ -141,13 +155,12 @@ def prune_yolo(
     if compensate:
         compensate_removed_channels(pruned, source, kept)
     if reconstruct:
-        images = calibration_batches(str(data), imgsz, images=reconstruction_images(imgsz))
+        images = calibration_batches(str(data), imgsz, images=reconstruction_images(imgsz), task=task)
         reconstruct_convolutions(pruned, source, kept, [b["img"] for b in images], verbose=verbose)
     if calibrate_bn:
         recalibrate_batchnorm(pruned, batches)
-    distill = data is not None if distill is None else distill
     if distill:
-        distill_on_images(pruned, source, str(data), imgsz, kept, verbose=verbose)
+        distill_on_images(pruned, source, str(data), imgsz, kept, verbose=verbose, task=task)
     stats = ModelStats.of(source, imgsz), ModelStats.of(pruned, imgsz)
     if data is None:
         _warn_if_deep(stats[1].gflops / stats[0].gflops)
@@ -239,7 +252,7 @@ def _warn_if_deep(gflops_share: float) -> None:
     """
     if gflops_share < TRAINING_FREE_GFLOPS:
         LOGGER.warning(
-            f"{PREFIX}pruned to {gflops_share:.2f}x GFLOPs without data: a real detector keeps little mAP this "
+            f"{PREFIX}pruned to {gflops_share:.2f}x GFLOPs without data: a real model keeps little accuracy this "
             f"deep before fine-tuning (COCO yolov8n: 0.80x keeps 0.68x of its mAP, 0.66x keeps 0.08x). Pass "
             f"data=your.yaml (its images, labels optional, distill the pruned model) and fine-tune with yolo train."
         )

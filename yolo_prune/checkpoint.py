@@ -11,12 +11,13 @@ from pathlib import Path
 
 import torch
 from ultralytics import __version__ as ultralytics_version
-from ultralytics.nn.tasks import DetectionModel
+from ultralytics.nn.tasks import BaseModel
 
 from .errors import PruneError
+from .pruning.heads import is_supported_head, task_of
 
 
-def checkpoint_dict(model: DetectionModel, metadata: dict) -> dict:
+def checkpoint_dict(model: BaseModel, metadata: dict) -> dict:
     """Return the checkpoint dict Ultralytics writes: an fp16 copy of the model, ``ema: None`` and train args.
 
     Args:
@@ -33,12 +34,21 @@ def checkpoint_dict(model: DetectionModel, metadata: dict) -> dict:
         "docs": "https://docs.ultralytics.com",
         "model": copy.deepcopy(model).half().to(memory_format=torch.contiguous_format),
         "ema": None,
-        "train_args": dict(getattr(model, "args", None) or {}),
+        "train_args": _train_args(model),
         "yolo_prune": metadata,
     }
 
 
-def serialized_size(model: DetectionModel) -> int:
+def _train_args(model: BaseModel) -> dict:
+    """The model's train args, with its own task (Ultralytics reads the task from them when it loads the file)."""
+    args = dict(getattr(model, "args", None) or {})
+    task = task_of(model) if is_supported_head(model) else getattr(model, "task", None)
+    if task:
+        args["task"] = task
+    return args
+
+
+def serialized_size(model: BaseModel) -> int:
     """Bytes of ``model`` stored as Ultralytics stores it (fp16), for before/after comparisons."""
     buffer = io.BytesIO()
     torch.save({"model": copy.deepcopy(model).half()}, buffer)

@@ -102,7 +102,7 @@ PRUNE_KEYS = {
     "global_pruning": None,
     "layer_ratios": None,
     "round_to": 8,
-    "imgsz": 640,
+    "imgsz": None,  # 640, or 224 for classification models
     "data": None,
     "compensate": True,
     "distill": None,
@@ -142,13 +142,16 @@ SENSITIVITY_KEYS = {
     "split": None,
     "half": None,
 }
-DATASET_KEYS = {"n_train": 64, "n_val": 16, "imgsz": 128, "seed": 0, "max_objects": 4, "format": "yolo"}
+DATASET_KEYS = {
+    "n_train": 64, "n_val": 16, "imgsz": 128, "seed": 0, "max_objects": 4, "format": "yolo", "task": "detect"
+}  # fmt: skip
 
 VERBS: dict[str, Verb] = {
     "prune": Verb(
         ".cli:prune_cli",
         PRUNE_KEYS,
-        "channel-prune a detector into a stock checkpoint (ratio 0.3 unless target_gflops/speed_up/layer_ratios;"
+        "channel-prune a detect/segment/pose/obb/classify model into a stock checkpoint (ratio 0.3 unless"
+        " target_gflops/speed_up/layer_ratios;"
         " default save: <stem>-pruned.pt here)",
         required=("model",),
     ),
@@ -182,7 +185,8 @@ VERBS: dict[str, Verb] = {
     "dataset": Verb(
         ".data.coco:dataset_cli",
         DATASET_KEYS,
-        "draw the offline synthetic shapes dataset (format=yolo: labels + COCO JSON + data.yaml; format=coco)",
+        "draw the offline synthetic shapes dataset (task=detect|segment|pose|obb|classify; format=yolo: labels +"
+        " COCO JSON + data.yaml; format=coco)",
         required=("out",),
     ),
     "convert": Verb(

@@ -1,4 +1,4 @@
-"""Resolve what a user passes as a model (path, yaml, YOLO, DetectionModel) without touching their file or object."""
+"""Resolve what a user passes as a model (path, yaml, YOLO, model object) without touching their file or object."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ from pathlib import Path
 import torch
 from torch import nn
 from ultralytics import YOLO
-from ultralytics.nn.tasks import DetectionModel, guess_model_task, torch_safe_load, yaml_model_load
+from ultralytics.nn.tasks import BaseModel, guess_model_task, torch_safe_load, yaml_model_load
 from ultralytics.utils import DEFAULT_CFG_DICT
 from ultralytics.utils.downloads import GITHUB_ASSETS_NAMES
 
 from .errors import PruneError
 
-ModelSource = str | os.PathLike | YOLO | DetectionModel
+ModelSource = str | os.PathLike | YOLO | BaseModel
 _RESTRICTED = threading.Lock()
 
 
@@ -61,15 +61,16 @@ def restricted_yolo(path: str | os.PathLike, task: str | None = None) -> YOLO:
         return YOLO(str(path), task=task)
 
 
-def load_model(source: ModelSource) -> tuple[DetectionModel, Path | None]:
-    """Return the DetectionModel behind ``source`` and the checkpoint file it came from (None otherwise).
+def load_model(source: ModelSource) -> tuple[BaseModel, Path | None]:
+    """Return the Ultralytics model behind ``source`` and the checkpoint file it came from (None otherwise).
 
     Checkpoints load only through Ultralytics' restricted (``weights_only``) loader; official names such as
     ``yolov8n.pt`` are downloaded by Ultralytics when they are not local.
 
     Args:
         source: A ``.pt`` checkpoint, a model yaml (``yolov8n.yaml`` builds a randomly initialised model), an
-            ``ultralytics.YOLO`` or a ``DetectionModel``. Objects are read, never modified.
+            ``ultralytics.YOLO`` or an Ultralytics model (``DetectionModel``, ``SegmentationModel``, ...). Objects
+            are read, never modified.
 
     Returns:
         The model (the caller's own object for in-memory inputs: copy before changing it) and its file, if any.
@@ -80,18 +81,18 @@ def load_model(source: ModelSource) -> tuple[DetectionModel, Path | None]:
     if isinstance(source, YOLO):
         source = source.model
     if isinstance(source, nn.Module):
-        if not isinstance(source, DetectionModel):
-            raise PruneError(f"Expected an Ultralytics YOLO detection model, got a {type(source).__name__}.")
+        if not isinstance(source, BaseModel):
+            raise PruneError(f"Expected an Ultralytics YOLO model, got a {type(source).__name__}.")
         return source, None
     if not isinstance(source, (str, os.PathLike)):
-        raise PruneError(f"model must be a .pt/.yaml path, a YOLO or a DetectionModel, not {type(source).__name__}.")
+        raise PruneError(f"model must be a .pt/.yaml path, a YOLO or a YOLO model, not {type(source).__name__}.")
     path = Path(source)
     if path.suffix.lower() in {".yaml", ".yml"}:
         return _from_yaml(path), None
     return _from_checkpoint(path), path if path.exists() else None
 
 
-def _from_yaml(path: Path) -> DetectionModel:
+def _from_yaml(path: Path) -> BaseModel:
     try:
         _check_activation(yaml_model_load(path), path)  # read with a safe yaml loader; built only if it passes
         return YOLO(str(path)).model
@@ -103,7 +104,7 @@ def _from_yaml(path: Path) -> DetectionModel:
         raise PruneError(f"Could not build a model from '{path}': {e}") from e
 
 
-def _from_checkpoint(path: Path) -> DetectionModel:
+def _from_checkpoint(path: Path) -> BaseModel:
     """Load a checkpoint as ``YOLO(path).model`` would, but always with Ultralytics' restricted loader.
 
     ``YOLO(path)`` unpickles without restriction unless ``ULTRALYTICS_SAFE_LOAD`` is set, which runs any code a

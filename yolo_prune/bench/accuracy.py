@@ -1,4 +1,4 @@
-"""mAP50-95 of a model file (checkpoint or export) with Ultralytics' own validator, on the CPU."""
+"""Accuracy (mAP50-95, top-1 for classify) of a model file (checkpoint or export) with Ultralytics' own validator."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ from ultralytics.utils import LOGGER
 from ..errors import PruneError
 from .quiet import quiet
 from ..loading import restricted_yolo
+from ..recovery.finetune import task_accuracy
 
 
 def check_data(data: str | None) -> None:
-    """Fail early, with PruneError, when ``data`` is given but is not a readable detection dataset."""
-    if data is None:
+    """Fail early, with PruneError, when ``data`` is given but is not a readable dataset yaml (or a folder)."""
+    if data is None or Path(data).is_dir():  # a classification dataset is a folder, read by the validator itself
         return
     try:
         with quiet():
@@ -23,8 +24,9 @@ def check_data(data: str | None) -> None:
         raise PruneError(f"data='{data}' is not a usable detection dataset yaml ({type(e).__name__}: {e}).") from e
 
 
-def map50_95(artifact: Path, data: str, imgsz: int, batch: int, out_dir: Path) -> float | None:
-    """Validate ``artifact`` on ``data``'s val split and return mAP50-95, or None (with a warning) on failure.
+def map50_95(artifact: Path, data: str, imgsz: int, batch: int, out_dir: Path, task: str = "detect") -> float | None:
+    """Validate ``artifact`` on ``data``'s val split and return the task's accuracy (``task_accuracy``: mAP50-95, or
+    top-1 for classify), or None (with a warning) on failure.
 
     Args:
         artifact: ``.pt`` checkpoint or an export Ultralytics can load (``.onnx``, ``_openvino_model``...).
@@ -32,10 +34,11 @@ def map50_95(artifact: Path, data: str, imgsz: int, batch: int, out_dir: Path) -
         imgsz: Validation image size (the export's fixed size).
         batch: Validation batch (exports with a fixed batch of 1 need 1).
         out_dir: Where Ultralytics may write its validation folder.
+        task: The model's task (Ultralytics' validator does not read it from an export's metadata).
     """
     try:
         with quiet():
-            yolo = restricted_yolo(artifact, task="detect")
+            yolo = restricted_yolo(artifact, task=task)
             metrics = yolo.val(
                 data=str(data),
                 imgsz=imgsz,
@@ -48,7 +51,7 @@ def map50_95(artifact: Path, data: str, imgsz: int, batch: int, out_dir: Path) -
                 name=artifact.stem,
                 exist_ok=True,
             )
-        return float(metrics.box.map)
+        return task_accuracy(metrics)[0]
     except Exception as e:  # noqa: BLE001 (one format failing validation should not lose the latency numbers)
         LOGGER.warning(f"mAP of {artifact.name} not measured: {type(e).__name__}: {e}")
         return None

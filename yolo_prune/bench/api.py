@@ -226,7 +226,7 @@ def _row(
     if settings.data and batch == 1 and not runtime.gpu:
         val_batch = PT_VAL_BATCH if artifact.suffix == ".pt" else 1
         score = map50_95(
-            artifact, settings.data, settings.imgsz, val_batch, m.path.parent.parent / "val"
+            artifact, settings.data, settings.imgsz, val_batch, m.path.parent.parent / "val", task=m.task
         )  # run_dir/val
     size_mb = artifact_bytes(artifact) / 1e6
     return Row(

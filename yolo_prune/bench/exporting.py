@@ -38,7 +38,7 @@ def export_with_ultralytics(pt: Path, fmt: str, imgsz: int, **kwargs: Any) -> Pa
     if key in cache and Path(cache[key]).exists():
         return Path(cache[key])
     with quiet(), captured_native_output():
-        yolo = restricted_yolo(pt, task="detect")
+        yolo = restricted_yolo(pt)
         out = yolo.export(format=fmt, imgsz=imgsz, verbose=False, **kwargs)
     if not out or not Path(out).exists():
         raise RuntimeError(f"Ultralytics {fmt} export of {pt.name} produced no file")

@@ -32,6 +32,7 @@ class BenchModel:
         ratio: Pruning ratio, when known (sweep point or yolo-prune metadata).
         speed_up_target: The ``speed_up`` the model was pruned for, when known.
         round_to: Channel multiple it was pruned with, when known.
+        task: The model's Ultralytics task (its exports need it named to be validated).
     """
 
     label: str
@@ -42,6 +43,7 @@ class BenchModel:
     ratio: float | None = None
     speed_up_target: float | None = None
     round_to: int | None = None
+    task: str = "detect"
 
 
 @dataclass(frozen=True)
@@ -122,7 +124,7 @@ def _store(source: ModelSource, weights_dir: Path, label: str) -> Path:
 
 def _describe(pt: Path, role: str, imgsz: int) -> BenchModel:
     """Read a stored checkpoint's stats and any yolo-prune metadata."""
-    yolo = restricted_yolo(pt, task="detect")
+    yolo = restricted_yolo(pt)
     stats = ModelStats.of(yolo.model, imgsz)
     meta = (getattr(yolo, "ckpt", None) or {}).get("yolo_prune") or {}
     fraction = meta.get("gflops_fraction")
@@ -135,6 +137,7 @@ def _describe(pt: Path, role: str, imgsz: int) -> BenchModel:
         ratio=meta.get("ratio"),
         speed_up_target=round(1 / fraction, 6) if fraction else None,
         round_to=meta.get("round_to"),
+        task=yolo.task,
     )
 
 

@@ -100,7 +100,8 @@ def dataset_cli(args: dict[str, Any]) -> Path:
     COCO-format dataset looks like) and returns the annotations folder, ready for ``yolo-prune convert``.
 
     Args:
-        args: ``out`` (required), ``n_train``, ``n_val``, ``imgsz``, ``seed``, ``max_objects``, ``format``.
+        args: ``out`` (required), ``n_train``, ``n_val``, ``imgsz``, ``seed``, ``max_objects``, ``format``, ``task``
+            (``detect``, ``segment``, ``pose``, ``obb``, ``classify``: see ``make_synthetic_dataset``).
 
     Returns:
         The written ``data.yaml`` (yolo) or ``annotations`` folder (coco).
@@ -115,6 +116,8 @@ def dataset_cli(args: dict[str, Any]) -> Path:
     out, fmt = Path(args.pop("out")), args.pop("format", "yolo")
     if fmt not in FORMATS:
         raise PruneError(f"format='{fmt}' must be one of {', '.join(FORMATS)}.")
+    if fmt == "coco" and args.get("task", "detect") != "detect":
+        raise PruneError(f"format=coco writes detection annotations only; use format=yolo for task={args['task']}.")
     if fmt == "yolo":
         path = make_synthetic_dataset(out, **args)
     else:

@@ -1,8 +1,9 @@
-"""Draw a small, deterministic shapes dataset offline, with YOLO labels, COCO JSON and an Ultralytics data.yaml.
+"""Draw a small, deterministic shapes dataset offline, for any Ultralytics task, with an Ultralytics data.yaml.
 
 The dataset exists so that pruning, fine-tuning and validation can be exercised end to end without downloads:
 every class is one filled shape (circle, axis-aligned rectangle, triangle) on a noisy, textured background.
-Boxes are tight because they are measured from the pixels each shape covers.
+Boxes, outlines, keypoints and rotated boxes are exact because they are measured from the pixels each shape covers
+(label formats: ``task_labels``).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import cv2
@@ -18,6 +19,7 @@ import numpy as np
 import yaml
 
 from ..errors import PruneError
+from .task_labels import TASKS, label_line, yaml_extras
 
 SHAPES = ("circle", "square", "triangle")  # drawable shapes; each class is drawn as exactly one of them
 SPLITS = ("train", "val")
@@ -42,6 +44,7 @@ class SyntheticParams:
     classes: tuple[str, ...]
     seed: int
     max_objects: int
+    task: str = "detect"
     version: int = FORMAT_VERSION
 
     def to_json(self) -> dict:
@@ -51,11 +54,12 @@ class SyntheticParams:
 
 @dataclass(frozen=True)
 class DrawnObject:
-    """One drawn shape: its class index, tight pixel box ``(x0, y0, x1, y1)`` (exclusive ends) and pixel area."""
+    """One drawn shape: its class index, tight pixel box ``(x0, y0, x1, y1)`` (exclusive ends), area and mask."""
 
     cls: int
     box: tuple[int, int, int, int]
     area: int
+    mask: np.ndarray = field(repr=False, compare=False)
 
 
 def make_synthetic_dataset(
@@ -67,8 +71,9 @@ def make_synthetic_dataset(
     classes: tuple[str, ...] = ("circle", "square", "triangle"),
     seed: int = 0,
     max_objects: int = 4,
+    task: str = "detect",
 ) -> Path:
-    """Draw a shapes detection dataset under ``root`` and return its Ultralytics ``data.yaml``.
+    """Draw a shapes dataset for ``task`` under ``root`` and return what ``yolo train data=`` takes.
 
     Each image has a textured, noisy background and 1 to ``max_objects`` non-overlapping filled shapes of random
     colour and size (10-50% of the image side), kept inside the image. A class named after a shape (``circle``,
@@ -77,10 +82,14 @@ def make_synthetic_dataset(
     validation images). Written layout::
 
         root/images/{train,val}/*.jpg
-        root/labels/{train,val}/*.txt                 # YOLO: cls cx cy w h, normalized
+        root/labels/{train,val}/*.txt                 # YOLO labels of the task (see task_labels)
         root/annotations/instances_{train,val}.json   # COCO: bbox [x, y, w, h] in pixels, 1-based category ids
-        root/data.yaml                                # path (absolute), train, val, names
+        root/data.yaml                                # path (absolute), train, val, names (+ kpt_shape, flip_idx)
         root/synthetic.json                           # the parameters, used as a cache key
+
+    ``task="segment"`` labels each shape's outline polygon, ``"pose"`` its 4 extreme points (top, right, bottom,
+    left) as keypoints, ``"obb"`` its minimum-area rotated rectangle (rectangles are drawn rotated).
+    ``task="classify"`` draws one shape per image into ``root/{train,val}/<class>/*.jpg`` and returns ``root``.
 
     If ``root`` already holds a dataset drawn with the same parameters it is returned untouched; a synthetic
     dataset drawn with other parameters is replaced.
@@ -92,10 +101,11 @@ def make_synthetic_dataset(
         imgsz: Side of the square images in pixels, at least 32.
         classes: Class names, one to three, distinct; their order gives the class indices.
         seed: Random seed.
-        max_objects: Most objects per image (at least one is always drawn).
+        max_objects: Most objects per image (at least one is always drawn; always one for ``classify``).
+        task: ``detect``, ``segment``, ``pose``, ``obb`` or ``classify``.
 
     Returns:
-        Path of the written (or cached) ``data.yaml``.
+        Path of the written (or cached) ``data.yaml``, or of ``root`` for ``classify``.
 
     Raises:
         PruneError: If an argument is invalid, or ``root`` already holds images or labels that this function
@@ -108,20 +118,22 @@ def make_synthetic_dataset(
         >>> YOLO("yolov8n.yaml").train(data=data, imgsz=128, epochs=1)  # doctest: +SKIP
     """
     root = Path(root).resolve()
-    params = SyntheticParams(str(root), n_train, n_val, imgsz, tuple(classes), seed, max_objects)
+    max_objects = 1 if task == "classify" else max_objects
+    params = SyntheticParams(str(root), n_train, n_val, imgsz, tuple(classes), seed, max_objects, task)
     _validate(params)
-    yaml_path = root / YAML_FILE
-    if yaml_path.is_file() and _stored_params(root) == params.to_json():
-        return yaml_path
+    result = root if task == "classify" else root / YAML_FILE
+    if result.exists() and _stored_params(root) == params.to_json():
+        return result
 
     _prepare_root(root)
     shapes = _assign_shapes(params.classes)
     for split_index, split in enumerate(SPLITS):
         count = n_train if split == "train" else n_val
         _write_split(root, split, split_index, count, params, shapes)
-    _write_yaml(yaml_path, root, params.classes)
+    if task != "classify":
+        _write_yaml(result, root, params.classes, task)
     (root / PARAMS_FILE).write_text(json.dumps(params.to_json(), indent=2) + "\n")  # last: marks completion
-    return yaml_path
+    return result
 
 
 # --- arguments and cache ---------------------------------------------------------------------------------------
@@ -129,6 +141,8 @@ def make_synthetic_dataset(
 
 def _validate(params: SyntheticParams) -> None:
     """Raise PruneError for an argument that cannot make a dataset."""
+    if params.task not in TASKS:
+        raise PruneError(f"make_synthetic_dataset: task='{params.task}' must be one of {', '.join(TASKS)}.")
     for name in ("n_train", "n_val", "max_objects"):
         value = getattr(params, name)
         if not _is_int(value) or value < 1:
@@ -166,6 +180,7 @@ def _prepare_root(root: Path) -> None:
     """Clear an earlier synthetic dataset under ``root``; refuse to mix into images or labels of another origin."""
     ours = (root / PARAMS_FILE).exists()
     targets = [root / kind / split for kind in ("images", "labels") for split in SPLITS]
+    targets += [root / split for split in SPLITS]  # classification layout
     if not ours:
         foreign = [path for path in targets if path.is_dir() and any(path.iterdir())]
         if foreign:
@@ -199,14 +214,21 @@ def _background(rng: np.random.Generator, imgsz: int) -> np.ndarray:
     return np.clip(base + texture + noise, 0, 255).astype(np.uint8)
 
 
-def _shape_mask(rng: np.random.Generator, shape: str, imgsz: int) -> np.ndarray:
-    """A filled ``shape`` of random size and position that lies wholly inside an ``imgsz`` image, as a 0/1 mask."""
+def _shape_mask(rng: np.random.Generator, shape: str, imgsz: int, rotated: bool = False) -> np.ndarray:
+    """A filled ``shape`` of random size and position that lies wholly inside an ``imgsz`` image, as a 0/1 mask.
+
+    With ``rotated``, rectangles get a random orientation (for rotated-box labels).
+    """
     size = rng.uniform(MIN_SIZE, MAX_SIZE) * imgsz
     half = size / 2
     cx, cy = rng.uniform(half + 1, imgsz - 2 - half, size=2)  # 1 px slack for rounding
     mask = np.zeros((imgsz, imgsz), np.uint8)
     if shape == "circle":
         cv2.circle(mask, (round(cx), round(cy)), max(1, round(half)), 1, thickness=cv2.FILLED)
+    elif shape == "square" and rotated:
+        w, h = size * rng.uniform(0.35, 0.7, size=2)  # the rotated rectangle's diagonal stays within `size`
+        corners = cv2.boxPoints(((cx, cy), (w, h), rng.uniform(0, 180)))
+        cv2.fillPoly(mask, [np.round(corners).astype(np.int32)], 1)
     elif shape == "square":
         w, h = size * rng.uniform(0.6, 1.0, size=2)  # axis-aligned, roughly square
         x0, y0 = round(cx - w / 2), round(cy - h / 2)
@@ -244,7 +266,7 @@ def _contrasting_colour(rng: np.random.Generator, under: np.ndarray) -> np.ndarr
 
 
 def _draw_image(
-    rng: np.random.Generator, imgsz: int, shapes: list[str], max_objects: int
+    rng: np.random.Generator, imgsz: int, shapes: list[str], max_objects: int, rotated: bool = False
 ) -> tuple[np.ndarray, list[DrawnObject]]:
     """One image and its objects: a background, then up to ``max_objects`` non-overlapping shapes."""
     image = _background(rng, imgsz)
@@ -252,7 +274,7 @@ def _draw_image(
     for _ in range(int(rng.integers(1, max_objects + 1))):
         cls = int(rng.integers(len(shapes)))
         for _ in range(PLACEMENT_TRIES):
-            mask = _shape_mask(rng, shapes[cls], imgsz)
+            mask = _shape_mask(rng, shapes[cls], imgsz, rotated)
             box = _tight_box(mask)
             if not _overlaps(box, objects):
                 break
@@ -260,18 +282,11 @@ def _draw_image(
             continue  # no room left for this object
         filled = mask.astype(bool)
         image[filled] = _contrasting_colour(rng, image[filled].mean(axis=0))
-        objects.append(DrawnObject(cls, box, int(filled.sum())))
+        objects.append(DrawnObject(cls, box, int(filled.sum()), mask))
     return image, objects
 
 
 # --- writing ---------------------------------------------------------------------------------------------------
-
-
-def _yolo_line(obj: DrawnObject, imgsz: int) -> str:
-    """The YOLO label line ``cls cx cy w h`` (normalized) of one object."""
-    x0, y0, x1, y1 = obj.box
-    cx, cy, w, h = (x0 + x1) / 2 / imgsz, (y0 + y1) / 2 / imgsz, (x1 - x0) / imgsz, (y1 - y0) / imgsz
-    return f"{obj.cls} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}"
 
 
 def _coco_annotation(obj: DrawnObject, ann_id: int, image_id: int) -> dict:
@@ -290,18 +305,20 @@ def _coco_annotation(obj: DrawnObject, ann_id: int, image_id: int) -> dict:
 def _write_split(
     root: Path, split: str, split_index: int, count: int, params: SyntheticParams, shapes: list[str]
 ) -> None:
-    """Draw ``count`` images of one split; write the images, YOLO labels and the split's COCO JSON."""
+    """Draw ``count`` images of one split; write the images, the task's labels and the split's COCO JSON."""
+    if params.task == "classify":
+        return _write_class_folders(root / split, split_index, count, params, shapes)
     image_dir, label_dir, ann_dir = root / "images" / split, root / "labels" / split, root / "annotations"
     for folder in (image_dir, label_dir, ann_dir):
         folder.mkdir(parents=True, exist_ok=True)
     images, annotations = [], []
     for i in range(count):
         rng = np.random.default_rng([params.seed, split_index, i])  # one stream per image
-        image, objects = _draw_image(rng, params.imgsz, shapes, params.max_objects)
+        image, objects = _draw_image(rng, params.imgsz, shapes, params.max_objects, rotated=params.task == "obb")
         name = f"{split}_{i:05d}"
-        if not cv2.imwrite(str(image_dir / f"{name}.jpg"), image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]):
-            raise PruneError(f"make_synthetic_dataset: could not write {image_dir / name}.jpg.")
-        (label_dir / f"{name}.txt").write_text("".join(_yolo_line(obj, params.imgsz) + "\n" for obj in objects))
+        _write_image(image_dir / f"{name}.jpg", image)
+        lines = (label_line(params.task, obj.cls, obj.box, obj.mask, params.imgsz) + "\n" for obj in objects)
+        (label_dir / f"{name}.txt").write_text("".join(lines))
         image_id = i + 1
         images.append({"id": image_id, "file_name": f"{name}.jpg", "width": params.imgsz, "height": params.imgsz})
         annotations += [_coco_annotation(obj, len(annotations) + 1 + k, image_id) for k, obj in enumerate(objects)]
@@ -309,12 +326,31 @@ def _write_split(
     (ann_dir / f"instances_{split}.json").write_text(json.dumps(coco))
 
 
+def _write_class_folders(
+    split_dir: Path, split_index: int, count: int, params: SyntheticParams, shapes: list[str]
+) -> None:
+    """Draw ``count`` one-shape images into ``split_dir/<class name>/`` (Ultralytics' classification layout)."""
+    for name in params.classes:
+        (split_dir / name).mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        rng = np.random.default_rng([params.seed, split_index, i])
+        image, objects = _draw_image(rng, params.imgsz, shapes, 1)
+        _write_image(split_dir / params.classes[objects[0].cls] / f"{split_dir.name}_{i:05d}.jpg", image)
+
+
+def _write_image(path: Path, image: np.ndarray) -> None:
+    """Write a JPEG, or raise a PruneError naming the file."""
+    if not cv2.imwrite(str(path), image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]):
+        raise PruneError(f"make_synthetic_dataset: could not write {path}.")
+
+
 def _coco_categories(classes: tuple[str, ...]) -> list[dict]:
     """COCO categories with 1-based ids in class order."""
     return [{"id": i + 1, "name": name, "supercategory": "shape"} for i, name in enumerate(classes)]
 
 
-def _write_yaml(yaml_path: Path, root: Path, classes: tuple[str, ...]) -> None:
+def _write_yaml(yaml_path: Path, root: Path, classes: tuple[str, ...], task: str = "detect") -> None:
     """Write the Ultralytics data YAML."""
     data = {"path": str(root), "train": "images/train", "val": "images/val", "names": dict(enumerate(classes))}
+    data.update(yaml_extras(task))
     yaml_path.write_text(yaml.safe_dump(data, sort_keys=False))

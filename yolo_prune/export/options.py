@@ -21,7 +21,8 @@ def checkpoint_file(model: str | os.PathLike) -> Path:
 
 
 def calibration_data(data: str | os.PathLike | None, *, needed: bool, target: str) -> Path | None:
-    """The absolute path of the dataset yaml, or None; PruneError when int8 needs one and there is none."""
+    """The absolute path of the dataset yaml (or classification folder), or None; PruneError when int8 needs one and
+    there is none."""
     if data is None:
         if needed:
             why = "the Edge TPU runs only int8 models" if target == "coral" else "int8=True"
@@ -31,8 +32,8 @@ def calibration_data(data: str | os.PathLike | None, *, needed: bool, target: st
             )
         return None
     path = Path(data).expanduser().resolve()
-    if not path.is_file():
-        raise PruneError(f"data='{data}' not found; pass the path of a local dataset yaml.")
+    if not path.exists():
+        raise PruneError(f"data='{data}' not found; pass the path of a local dataset yaml (a folder for classify).")
     return path
 
 

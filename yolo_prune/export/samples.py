@@ -22,7 +22,7 @@ def sample_images(data: Path | None, imgsz: int, folder: Path, limit: int = MAX_
     """Pick the images verification compares on: ``data``'s validation images, else generated shapes.
 
     Args:
-        data: A dataset yaml, or None.
+        data: A dataset yaml (or classification folder), or None.
         imgsz: Side of generated images.
         folder: Where generated images go.
         limit: Most images returned.
@@ -44,13 +44,19 @@ def sample_images(data: Path | None, imgsz: int, folder: Path, limit: int = MAX_
 
 
 def dataset_images(data: Path, limit: int = MAX_SAMPLES) -> list[Path]:
-    """Up to ``limit`` images of the validation split of an Ultralytics dataset yaml.
+    """Up to ``limit`` images of the validation split of an Ultralytics dataset yaml or classification folder.
 
     Raises:
         PruneError: If the yaml cannot be read offline or its validation split holds no image.
     """
     from ultralytics.data.utils import IMG_FORMATS, check_det_dataset
 
+    if data.is_dir():  # a classification dataset: <data>/{train,val,test}/<class>/*.jpg
+        split = next((data / s for s in ("val", "test", "train") if (data / s).is_dir()), data)
+        files = _listed_images(split, IMG_FORMATS)
+        if not files:
+            raise PruneError(f"The classification dataset '{data}' holds no image in {split}.")
+        return files[:limit]
     try:
         info = check_det_dataset(str(data))
     except Exception as e:  # missing files, failed download offline, malformed yaml

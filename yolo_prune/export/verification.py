@@ -1,4 +1,7 @@
-"""Run an exported artifact through Ultralytics and compare it with the PyTorch checkpoint it came from."""
+"""Run an exported artifact through Ultralytics and compare it with the PyTorch checkpoint it came from.
+
+Every task is compared on what it predicts (``matching``): boxes, rotated boxes, masks, keypoints, or top-1 classes.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from ..loading import restricted_yolo
 THRESHOLDS = {"fp32": 0.95, "fp16": 0.95, "int8": 0.85}  # least agreement that passes
 RAW_SCORE_TOL = {"fp32": 0.02, "fp16": 0.02, "int8": 0.05}  # class-score tolerance of the raw-output comparison
 IOU_NMS = 0.7  # Ultralytics' predict default
+METRIC = {"detect": "detections", "segment": "masks", "pose": "keypoints", "obb": "rotated boxes", "classify": "top-1"}
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,14 @@ class Verifier:
     imgsz: int
     conf: float = 0.25
     _references: dict[bool, ModelRun] = field(default_factory=dict, repr=False)
+    _task: str | None = field(default=None, repr=False)
+
+    @property
+    def task(self) -> str:
+        """The checkpoint's task (``detect``, ``segment``, ``pose``, ``obb``, ``classify``), read once."""
+        if self._task is None:
+            self._task = restricted_yolo(self.pt).task
+        return self._task
 
     def reference(self, end2end: bool = False) -> ModelRun:
         """The checkpoint's run, with the head an artifact uses (NMS-free or NMS), computed once per head."""
@@ -67,13 +79,13 @@ class Verifier:
             weights: A ``.pt`` checkpoint or an exported artifact.
             nms: For a ``.pt``: False selects the NMS-free head, True the NMS one (an artifact has its head baked in).
         """
-        yolo = restricted_yolo(weights, task="detect")
-        extra = {} if nms is None else {"nms": nms}
+        yolo = restricted_yolo(weights, task=self.task)
+        extra = {} if nms is None or self.task == "classify" else {"nms": nms}
         results = yolo.predict(
             [str(p) for p in self.images], imgsz=self.imgsz, conf=self.conf, iou=IOU_NMS, device="cpu", rect=False,
             batch=1, verbose=False, save=False, **extra,
         )  # fmt: skip
-        detections = [Detections.of(r.boxes.xyxy, r.boxes.cls, r.boxes.conf) for r in results]
+        detections = [task_detections(r, self.task) for r in results]
         latency = statistics.median(r.speed["inference"] for r in results)
         backend = yolo.predictor.model
         with torch.inference_mode():
@@ -105,8 +117,9 @@ class Verifier:
         """Agreement of ``run`` with ``reference``, what it measured, and a remark when it fell back to raw outputs."""
         agreement = detection_agreement(reference.detections, run.detections)
         if agreement is not None:
-            return agreement, "detections", ""
-        counts = [raw_agreement(r, o, RAW_SCORE_TOL[precision], run.end2end) for r, o in zip(reference.raw, run.raw)]
+            return agreement, METRIC[self.task], ""
+        tol, nc = RAW_SCORE_TOL[precision], len(restricted_yolo(self.pt).names)
+        counts = [raw_agreement(r, o, tol, run.end2end, nc) for r, o in zip(reference.raw, run.raw)]
         found = sum(len(d) for d in run.detections)
         why = f"the PyTorch model detects nothing at conf={self.conf} on these images (the artifact: {found}), "
         if any(c is None for c in counts):
@@ -121,6 +134,20 @@ class Verifier:
         array = LetterBox((self.imgsz, self.imgsz), auto=False)(image=cv2.imread(str(image)))
         tensor = torch.from_numpy(np.ascontiguousarray(array[..., ::-1].transpose(2, 0, 1)))[None].float() / 255
         return tensor.half() if half else tensor
+
+
+def task_detections(result, task: str) -> Detections:
+    """What one Ultralytics ``Results`` predicts for ``task``, as ``Detections`` (top-1 class for classify)."""
+    if task == "classify":
+        h, w = result.orig_shape
+        return Detections.of([[0, 0, w, h]], [result.probs.top1], [float(result.probs.top1conf)])
+    if task == "obb":
+        obb = result.obb
+        return Detections.of(obb.xyxy, obb.cls, obb.conf, rotated=obb.xywhr)
+    boxes = result.boxes
+    masks = result.masks.data > 0.5 if task == "segment" and result.masks is not None else None
+    keypoints = result.keypoints.xy if task == "pose" and result.keypoints is not None else None
+    return Detections.of(boxes.xyxy, boxes.cls, boxes.conf, masks=masks, keypoints=keypoints)
 
 
 def _first_output(output) -> np.ndarray:

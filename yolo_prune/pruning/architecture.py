@@ -1,4 +1,4 @@
-"""Map a YOLO detection model onto the widths its yaml can express, and write pruned widths back into a stock yaml.
+"""Map a YOLO model onto the widths its yaml can express, and write pruned widths back into a stock yaml.
 
 Ultralytics rebuilds a model from ``model.yaml`` whenever it trains (and in every DDP worker), so a pruned model is
 only a stock model if its yaml describes the pruned widths exactly. This module knows which widths a stock yaml row
@@ -10,8 +10,10 @@ Slots per layer:
     * ``C2f``, ``C3k2``: the hidden width ``int(c2 * e)``; inner widths follow Ultralytics' formulas from it. Fixed for a
       ``C3k2`` with attention blocks.
     * ``SPPF`` with a shortcut and ``C2PSA``: no slot; their output follows their input (a residual / an assert).
-    * ``Detect``: none in the yaml. Its classification branch (``cv3``, ``one2one_cv3``) is free because stock
-      ``DetectionModel.load`` transplants it; the box branch width is derived from the P3 width.
+    * ``Detect`` and the task heads built on it: none in the yaml. Their classification branch (``cv3``,
+      ``one2one_cv3``) is free because stock ``load`` transplants it; the box and task branches derive their widths
+      from the P3 width. ``Segment``'s prototype width ``npr`` is a yaml argument (see ``heads``).
+    * ``Classify``: none; its 1280 features are fixed.
 """
 
 from __future__ import annotations
@@ -21,15 +23,20 @@ import math
 from dataclasses import dataclass
 
 from torch import nn
-from ultralytics.nn.modules import C2f, C2PSA, C3k2, Concat, Conv, Detect, DWConv, SPPF
+from ultralytics.nn.modules import C2f, C2PSA, C3k2, Concat, Conv, DWConv, SPPF
 from ultralytics.nn import modules as ultralytics_modules
 from ultralytics.nn.modules.block import C3k
-from ultralytics.nn.tasks import DetectionModel
+from ultralytics.nn.tasks import BaseModel
 
 from ..errors import PruneError
+from .heads import MODEL_OF_HEAD, PROTO_SLOT, build_model, class_count, head_row_args, is_supported_head
 
-SUPPORTED_LAYERS = ("Conv", "C2f", "C3k2", "SPPF", "C2PSA", "Concat", "nn.Upsample", "Detect")
-SUPPORTED_FAMILIES = "YOLOv8, YOLO11 and YOLO26 detection models (scales n, s, m, l, x)"
+HEAD_LAYERS = tuple(head.__name__ for head in MODEL_OF_HEAD)
+SUPPORTED_LAYERS = ("Conv", "C2f", "C3k2", "SPPF", "C2PSA", "Concat", "nn.Upsample", *HEAD_LAYERS)
+SUPPORTED_FAMILIES = (
+    "YOLOv8, YOLO11 and YOLO26 detect, segment, pose, OBB and classify models (scales n, s, m, l, x; heads "
+    f"{', '.join(HEAD_LAYERS)})"
+)
 
 
 @dataclass(frozen=True)
@@ -41,7 +48,7 @@ class Slot:
 
 
 def check_supported(model: nn.Module) -> None:
-    """Raise PruneError unless ``model`` is a supported, unfused YOLO detection model.
+    """Raise PruneError unless ``model`` is a supported, unfused YOLO model of a supported task.
 
     Args:
         model: The model to check.
@@ -49,14 +56,13 @@ def check_supported(model: nn.Module) -> None:
     Raises:
         PruneError: Naming the task, layer or state that is not supported.
     """
-    if type(model) is not DetectionModel:
+    if not is_supported_head(model):
+        head = model.model[-1] if isinstance(getattr(model, "model", None), nn.Sequential) else None
         raise PruneError(
-            f"yolo-prune supports {SUPPORTED_FAMILIES}; got a {type(model).__name__} "
-            f"(task '{getattr(model, 'task', 'unknown')}'). Pass a detection checkpoint or yaml."
+            f"yolo-prune supports {SUPPORTED_FAMILIES}; got a {type(model).__name__} ending in a "
+            f"{type(head).__name__} (task '{getattr(model, 'task', 'unknown')}'). Pass one of those checkpoints or "
+            "yamls."
         )
-    head = model.model[-1]
-    if type(head) is not Detect:
-        raise PruneError(f"yolo-prune supports {SUPPORTED_FAMILIES}; this model ends in a {type(head).__name__} head.")
     rows = model.yaml.get("backbone", []) + model.yaml.get("head", [])
     unknown = sorted({str(row[2]) for row in rows} - set(SUPPORTED_LAYERS))
     if unknown or len(rows) != len(model.model):
@@ -72,7 +78,7 @@ def check_supported(model: nn.Module) -> None:
     _check_stock_modules(model, rows)
 
 
-def _check_stock_modules(model: DetectionModel, rows: list) -> None:
+def _check_stock_modules(model: BaseModel, rows: list) -> None:
     """Refuse layers that are not exactly the stock classes their yaml names (custom subclasses, wrappers, extras).
 
     The pruned model is rebuilt from the yaml with stock classes, so anything the yaml cannot describe would be
@@ -109,11 +115,11 @@ def follows_input(layer: nn.Module) -> bool:
     return isinstance(layer, C2PSA) or (isinstance(layer, SPPF) and getattr(layer, "add", False))
 
 
-def current_widths(model: DetectionModel) -> dict[Slot, int]:
+def current_widths(model: BaseModel) -> dict[Slot, int]:
     """Read every free slot's width from a (possibly already pruned) model.
 
     Args:
-        model: A supported detection model.
+        model: A supported model.
 
     Returns:
         Mapping of slot to its current width.
@@ -145,7 +151,7 @@ def expansion(hidden: int, c2: int) -> float:
     return e
 
 
-def _layer_output_widths(model: DetectionModel, widths: dict[Slot, int]) -> list[int]:
+def _layer_output_widths(model: BaseModel, widths: dict[Slot, int]) -> list[int]:
     """Output width of every layer under the new slot widths, following Concat and input-following layers."""
     out: list[int] = []
     for i, layer in enumerate(model.model):
@@ -155,13 +161,15 @@ def _layer_output_widths(model: DetectionModel, widths: dict[Slot, int]) -> list
             out.append(widths[Slot(i, "c2")])
         elif isinstance(layer, Concat):
             out.append(sum(inputs))
-        else:  # Upsample, Detect, C2PSA and shortcut SPPF keep their input width
+        else:  # Upsample, the head, C2PSA and shortcut SPPF keep their input width
             out.append(inputs[0])
     return out
 
 
-def _row_args(layer: nn.Module, args: list, c2: int, hidden: int | None) -> list:
+def _row_args(layer: nn.Module, args: list, c2: int, hidden: int | None, npr: int | None) -> list:
     """Return the yaml arguments of one row with its widths written explicitly."""
+    if type(layer) in MODEL_OF_HEAD:
+        return head_row_args(layer, args, {PROTO_SLOT: npr})
     if isinstance(layer, C3k2):  # C3k2(c1, c2, n, c3k, e, attn, g, shortcut)
         tail = list(args[3:]) if len(args) > 3 else []
         e = expansion(hidden if hidden is not None else layer.c, c2)
@@ -177,7 +185,7 @@ def _row_args(layer: nn.Module, args: list, c2: int, hidden: int | None) -> list
     return list(args)
 
 
-def pruned_yaml(model: DetectionModel, widths: dict[Slot, int]) -> dict:
+def pruned_yaml(model: BaseModel, widths: dict[Slot, int]) -> dict:
     """Write a stock yaml dict that rebuilds ``model`` with the given slot widths.
 
     Args:
@@ -193,26 +201,27 @@ def pruned_yaml(model: DetectionModel, widths: dict[Slot, int]) -> dict:
     new_rows = []
     for i, ((f, _, name, args), layer) in enumerate(zip(rows, model.model)):
         n = len(layer.m) if isinstance(layer, (C2f, C2PSA)) else 1
-        new_rows.append([f, n, name, _row_args(layer, list(args), outs[i], widths.get(Slot(i, "hidden")))])
+        row = _row_args(layer, list(args), outs[i], widths.get(Slot(i, "hidden")), widths.get(Slot(i, PROTO_SLOT)))
+        new_rows.append([f, n, name, row])
     for key in ("scales", "depth_multiple", "width_multiple"):
         src.pop(key, None)
-    src.update(depth_multiple=1.0, width_multiple=1.0, nc=model.model[-1].nc)
+    src.update(depth_multiple=1.0, width_multiple=1.0, nc=class_count(model))
     n_backbone = len(src["backbone"])
     src["backbone"], src["head"] = new_rows[:n_backbone], new_rows[n_backbone:]
     return src
 
 
-def build_from_yaml(cfg: dict, model: DetectionModel) -> DetectionModel:
-    """Build a stock ``DetectionModel`` from ``cfg`` exactly as Ultralytics' trainer does.
+def build_from_yaml(cfg: dict, model: BaseModel) -> BaseModel:
+    """Build a stock model of ``model``'s class from ``cfg`` exactly as Ultralytics' trainer does.
 
     Args:
         cfg: Model yaml dict.
-        model: Source model, for its input channels and class count.
+        model: Source model, for its class, input channels and class count.
 
     Returns:
         A freshly initialised model.
     """
-    return DetectionModel(copy.deepcopy(cfg), ch=cfg.get("channels", 3), nc=model.model[-1].nc, verbose=False)
+    return build_model(copy.deepcopy(cfg), model)
 
 
 def cls_branch(c_in: int, c_mid: int, c_out: int, nc: int, legacy: bool) -> nn.Sequential:
@@ -226,7 +235,7 @@ def cls_branch(c_in: int, c_mid: int, c_out: int, nc: int, legacy: bool) -> nn.S
     )
 
 
-def resize_cls_branches(model: DetectionModel, widths: dict[Slot, int]) -> None:
+def resize_cls_branches(model: BaseModel, widths: dict[Slot, int]) -> None:
     """Give ``model``'s Detect cls branches the hidden widths in ``widths`` (slots ``cv3.<level>.<0|1>``), in place.
 
     Used to measure the GFLOPs of a planned architecture; weights are fresh.

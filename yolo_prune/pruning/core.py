@@ -16,6 +16,7 @@ from ..recovery.calibration import accumulate_gradients
 from .architecture import Slot, build_from_yaml, check_supported, current_widths, pruned_yaml, resize_cls_branches
 from .channel_map import read_channel_tags, tag_channels
 from .groups import ChannelGroup, build_graph, collect_groups
+from .heads import task_of
 from .fisher import OutputFisherImportance, output_fisher
 from .importance import DATA_DRIVEN, make_importance
 from .surrogate import join_stems, split_stems
@@ -231,7 +232,8 @@ def _rebuild(pruned: DetectionModel, cfg: dict, source: DetectionModel) -> Detec
     lost = [k for k, v in theirs.items() if k not in ours or ours[k].shape != v.shape or not torch.equal(ours[k], v)]
     if lost or len(theirs) != len(ours):
         raise RuntimeError(f"internal: stock rebuild does not hold the pruned weights ({len(lost)} differ: {lost[:3]})")
-    for attr in ("names", "args", "task"):
+    for attr in ("names", "args"):
         if hasattr(source, attr):
             setattr(model, attr, copy.deepcopy(getattr(source, attr)))
+    model.task = task_of(model)  # from the head: a yaml-built source has no task, and default args say 'detect'
     return model.eval()

@@ -39,14 +39,23 @@ class OutputDamageImportance(tp.importance.Importance):
             root = torch.tensor(root)
             if dep.pruning_fn == function.prune_batchnorm_out_channels and layer in self.blocks:
                 variance.scatter_add_(0, root, block_moments(self.blocks[layer])[1][idxs])
+            elif dep.pruning_fn == function.prune_conv_out_channels and isinstance(layer, nn.ConvTranspose2d):
+                variance.scatter_add_(0, root, _transposed_output_energy(layer)[idxs])
             elif dep.pruning_fn == function.prune_conv_in_channels:
                 sensitivity.scatter_add_(0, root, _consumer_sensitivity(layer, self.blocks.get(layer))[idxs])
         return (variance * sensitivity).float()
 
 
-def _consumer_sensitivity(conv: nn.Conv2d, block: Conv | None) -> torch.Tensor:
+def _transposed_output_energy(conv: nn.ConvTranspose2d) -> torch.Tensor:
+    """Output variance of a BatchNorm-free transposed convolution (Proto's upsampler), inputs taken as unit-variance."""
+    return conv.weight.double().pow(2).sum((0, 2, 3))
+
+
+def _consumer_sensitivity(conv: nn.Conv2d | nn.ConvTranspose2d, block: Conv | None) -> torch.Tensor:
     """Per input channel: summed squared weights into each output, relative to that output's variance."""
-    w = conv.weight.double().pow(2).sum((2, 3))  # (out, in/groups)
+    w = conv.weight.double().pow(2).sum((2, 3))  # (out, in/groups); a transposed conv stores (in, out/groups)
+    if isinstance(conv, nn.ConvTranspose2d):
+        w = w.T
     if block is not None:
         spread = block.bn.running_var.double() + block.bn.eps
     else:  # a head output conv: relative to the spread its own weights give unit-variance inputs

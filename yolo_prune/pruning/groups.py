@@ -8,11 +8,14 @@ from dataclasses import dataclass
 import torch
 import torch_pruning as tp
 from torch import nn
-from ultralytics.nn.modules import C2PSA, DFL
+from ultralytics.nn.modules import C2PSA
 from ultralytics.nn.modules.block import PSABlock
 
 from .architecture import Slot
+from .heads import PROTO_SLOT, fixed_outputs, proto_slot_layer, traced_forward
 from .importance import score_group
+
+PRUNABLE = (nn.Conv2d, nn.ConvTranspose2d)  # layers whose output channels groups remove
 
 _LAYER_C2 = re.compile(r"^model\.(\d+)\.(?:cv2\.)?conv$")
 _HIDDEN = re.compile(r"^model\.(\d+)\.cv1[ab]\.conv$")
@@ -43,6 +46,9 @@ def head_slot(name: str) -> Slot | None:
 
 def slot_of(name: str, yaml_slots: set[Slot]) -> Slot | None:
     """Return the slot that decides the output width of the conv called ``name``, or None if derived."""
+    proto_layer = proto_slot_layer(name)
+    if proto_layer is not None:
+        return Slot(proto_layer, PROTO_SLOT)
     for pattern, kind in ((_LAYER_C2, "c2"), (_HIDDEN, "hidden")):
         match = pattern.match(name)
         if match and Slot(int(match[1]), kind) in yaml_slots:
@@ -51,11 +57,8 @@ def slot_of(name: str, yaml_slots: set[Slot]) -> Slot | None:
 
 
 def ignored_layers(model: nn.Module) -> list[nn.Module]:
-    """Layers whose output channels are never pruned: head outputs, DFL and the attention internals."""
-    head = model.model[-1]
-    ignored: list[nn.Module] = [head.dfl.conv] if isinstance(head.dfl, DFL) else []
-    for attr in ("cv2", "cv3", "one2one_cv2", "one2one_cv3"):
-        ignored.extend(branch[-1] for branch in getattr(head, attr, None) or [])
+    """Layers whose output channels are never pruned: the head's task outputs and the attention internals."""
+    ignored = fixed_outputs(model.model[-1])
     for module in model.modules():
         if isinstance(module, PSABlock):
             ignored.extend(m for m in module.modules() if isinstance(m, nn.Conv2d))
@@ -65,12 +68,13 @@ def ignored_layers(model: nn.Module) -> list[nn.Module]:
 
 
 def build_graph(model: nn.Module, imgsz: int = 64) -> tp.DependencyGraph:
-    """Trace ``model`` (eval mode, so the YOLO26 one-to-one head is not detached) into a DependencyGraph."""
+    """Trace ``model`` into a DependencyGraph: eval mode (the YOLO26 one-to-one head stays attached), plus the
+    head's training-only branches (``heads.traced_forward``)."""
     model.eval()
     for p in model.parameters():
         p.requires_grad_(True)
     example = torch.zeros(1, model.yaml.get("channels", 3), imgsz, imgsz)
-    return tp.DependencyGraph().build_dependency(model, example_inputs=example)
+    return tp.DependencyGraph().build_dependency(model, example_inputs=example, forward_fn=traced_forward(model))
 
 
 def collect_groups(
@@ -91,11 +95,12 @@ def collect_groups(
     names = {module: name for name, module in model.named_modules()}
     pixels = output_pixels(model)
     groups = []
-    for i, group in enumerate(graph.get_all_groups(ignored_layers=ignored_layers(model), root_module_types=[nn.Conv2d])):
+    all_groups = graph.get_all_groups(ignored_layers=ignored_layers(model), root_module_types=list(PRUNABLE))
+    for i, group in enumerate(all_groups):
         convs = [
             names[dep.target.module]
             for dep, _ in group
-            if isinstance(dep.target.module, nn.Conv2d) and graph.is_out_channel_pruning_fn(dep.handler)
+            if isinstance(dep.target.module, PRUNABLE) and graph.is_out_channel_pruning_fn(dep.handler)
         ]
         slots = {s for s in (slot_of(n, yaml_slots) for n in convs) if s is not None}
         if len(slots) > 1:

@@ -20,7 +20,7 @@ CALIBRATION_BATCH = 8
 
 
 def calibration_batches(
-    data: str, imgsz: int, images: int = CALIBRATION_IMAGES, seed: int = 0, mosaic: float = 0.0
+    data: str, imgsz: int, images: int = CALIBRATION_IMAGES, seed: int = 0, mosaic: float = 0.0, task: str = "detect"
 ) -> list[dict]:
     """Load the first ``images`` training images of ``data`` as Ultralytics training batches (mosaic off by default).
 
@@ -35,6 +35,8 @@ def calibration_batches(
         seed: Seed of the random augmentation (another seed draws other augmentations of the same images).
         mosaic: Probability of Ultralytics' mosaic (four images tiled into one), as the ``mosaic`` train argument;
             the other tiles come from images already read, so from the same first ``images``.
+        task: The model's task (``detect``, ``segment``, ``pose``, ``obb``): which labels are read with the images
+            (masks, keypoints, rotated boxes), for the losses that need them.
 
     Returns:
         Batches with images scaled to [0, 1].
@@ -45,11 +47,12 @@ def calibration_batches(
     Examples:
         >>> batches = calibration_batches("coco8.yaml", imgsz=640)
     """
+    check_task_data(task, data)
     try:  # autodownload off: a dataset yaml's 'download:' entry is code, never run here
         info = check_det_dataset(str(data), autodownload=False)
     except Exception as e:  # Ultralytics raises several types for a missing or malformed dataset
         raise PruneError(f"Could not read dataset '{data}' for calibration: {e}") from e
-    cfg = get_cfg(overrides={"imgsz": imgsz, "task": "detect", "mosaic": mosaic, "mixup": 0.0, "cutmix": 0.0})
+    cfg = get_cfg(overrides={"imgsz": imgsz, "task": task, "mosaic": mosaic, "mixup": 0.0, "cutmix": 0.0})
     with seeded_random(seed):
         try:
             dataset = build_yolo_dataset(cfg, info["train"], CALIBRATION_BATCH, info, mode="train", rect=False)
@@ -63,6 +66,15 @@ def calibration_batches(
             if len(batches) * CALIBRATION_BATCH >= images:
                 break
     return batches
+
+
+def check_task_data(task: str, data) -> None:
+    """Refuse ``data=`` for a task whose images this module cannot load yet (classification folders)."""
+    if task == "classify":
+        raise PruneError(
+            f"data='{data}' is not supported for classification models yet (distillation, calibration and data-driven "
+            "importance read detection-style datasets); prune without data, then fine-tune with yolo train."
+        )
 
 
 @contextmanager
@@ -80,19 +92,19 @@ def seeded_random(seed: int) -> Iterator[None]:
             np.random.set_state(np_state)
 
 
+PER_IMAGE = ("img", "masks")  # batch tensors with one entry per image (overlapping masks are one map per image)
+PER_OBJECT = ("cls", "bboxes", "keypoints")  # one entry per labelled object, matched to images by batch_idx
+
+
 def single_samples(batch: dict) -> list[dict]:
     """Split a batch into one-image batches (targets re-indexed), for per-sample gradients."""
     samples = []
     for i in range(len(batch["img"])):
         keep = batch["batch_idx"] == i
-        samples.append(
-            {
-                "img": batch["img"][i : i + 1],
-                "cls": batch["cls"][keep],
-                "bboxes": batch["bboxes"][keep],
-                "batch_idx": torch.zeros_like(batch["batch_idx"][keep]),
-            }
-        )
+        sample = {key: batch[key][i : i + 1] for key in PER_IMAGE if key in batch}
+        sample.update({key: batch[key][keep] for key in PER_OBJECT if key in batch})
+        sample["batch_idx"] = torch.zeros_like(batch["batch_idx"][keep])
+        samples.append(sample)
     return samples
 
 

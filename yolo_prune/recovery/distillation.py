@@ -27,6 +27,7 @@ EPOCHS = 20
 IMAGES = 64
 FEATURE_WEIGHT = 5.0  # of the feature term against the head term (real yolov8n, speed_up=1.5: 1 -> 5: 0.139 -> 0.165)
 MOSAIC = 1.0  # probability of mosaic in the distillation images (real yolov8n, speed_up=1.5: 0.163 -> 0.177)
+TASK_OUTPUTS = ("mask_coefficient", "kpts", "angle")  # per-anchor outputs of the segment, pose and OBB heads
 
 
 def distillation_loss(student: dict, teacher: dict, reg_max: int) -> torch.Tensor:
@@ -59,7 +60,23 @@ def _branch_loss(student: dict, teacher: dict, reg_max: int) -> torch.Tensor:
         box = F.kl_div(s, t, log_target=True, reduction="none").sum(2).mean(1)
     else:
         box = (student["boxes"] - teacher["boxes"]).abs().mean(1)
-    return cls + (box * weight).sum() / weight.sum().clamp_min(1.0)
+    return cls + (box * weight).sum() / weight.sum().clamp_min(1.0) + _task_loss(student, teacher, weight)
+
+
+def _task_loss(student: dict, teacher: dict, weight: torch.Tensor) -> torch.Tensor | float:
+    """Mask coefficients, keypoints and angles per anchor (weighted by the teacher's confidence), and the mask
+    prototypes, each as a squared error relative to the teacher's variance."""
+    loss = 0.0
+    for key in TASK_OUTPUTS:
+        if key in student:
+            t = teacher[key]
+            error = (student[key] - t).pow(2).mean(1) / t.var(dim=(0, 2)).mean().clamp_min(1e-6)
+            loss = loss + (error * weight).sum() / weight.sum().clamp_min(1.0)
+    if "proto" in student:
+        s, t = (p[0] if isinstance(p, tuple) else p for p in (student["proto"], teacher["proto"]))  # Proto26: + semseg
+        if s.requires_grad:  # the one-to-one branch holds a detached copy
+            loss = loss + F.mse_loss(s, t) / t.var().clamp_min(1e-6)
+    return loss
 
 
 def feature_loss(student: dict, teacher: dict, kept: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -209,6 +226,7 @@ def distill_on_images(
     kept: dict[str, torch.Tensor] | None = None,
     epochs: int = EPOCHS,
     verbose: bool = True,
+    task: str = "detect",
 ) -> list[float]:
     """``distill`` on ``IMAGES`` training images of ``data`` at half ``imgsz``, mosaic on (labels are not read).
 
@@ -221,5 +239,5 @@ def distill_on_images(
     from .calibration import calibration_batches
 
     size = max(32, imgsz // 64 * 32)
-    images = lambda epoch: calibration_batches(data, size, IMAGES, seed=epoch, mosaic=MOSAIC)  # noqa: E731
+    images = lambda epoch: calibration_batches(data, size, IMAGES, seed=epoch, mosaic=MOSAIC, task=task)  # noqa: E731
     return distill(student, teacher, images, epochs, kept=kept, verbose=verbose)

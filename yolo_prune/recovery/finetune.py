@@ -27,7 +27,11 @@ VAL_KEYS = ("batch", "device", "workers", "half", "conf", "iou", "max_det", "rec
 
 @dataclass(frozen=True)
 class Scores:
-    """Validation accuracy and size of one checkpoint."""
+    """Validation accuracy and size of one checkpoint.
+
+    ``map50_95`` and ``map50`` are the task's own metric (``task_accuracy``): box mAP for detect and OBB, mask mAP
+    for segment, pose mAP for pose; top-1 and top-5 accuracy for classify.
+    """
 
     map50_95: float
     map50: float
@@ -110,12 +114,27 @@ def validate(weights: str | os.PathLike, data: str, *, imgsz: int, run_dir: Path
     kwargs = {"plots": False, "verbose": False, "save_json": False, **val_kwargs}
     metrics = model.val(data=data, imgsz=imgsz, project=str(run_dir), name="val", exist_ok=True, **kwargs)
     net = model.model
+    accuracy, accuracy50 = task_accuracy(metrics)
     return Scores(
-        map50_95=float(metrics.box.map),
-        map50=float(metrics.box.map50),
+        map50_95=accuracy,
+        map50=accuracy50,
         gflops=float(get_flops(net, imgsz)),
         params=sum(p.numel() for p in net.parameters()),
     )
+
+
+def task_accuracy(metrics: Any) -> tuple[float, float]:
+    """The task's accuracy from Ultralytics' validation metrics: mask, pose or box mAP50-95 and mAP50, or top-1 and
+    top-5 accuracy for classification.
+
+    Examples:
+        >>> task_accuracy(YOLO("best.pt").val(data="data.yaml"))  # doctest: +SKIP
+        (0.52, 0.71)
+    """
+    if hasattr(metrics, "top1"):
+        return float(metrics.top1), float(metrics.top5)
+    part = next(getattr(metrics, name) for name in ("seg", "pose", "box") if hasattr(metrics, name))
+    return float(part.map), float(part.map50)
 
 
 def with_short_finetune_recipe(train_kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from ...loading import restricted_yolo
 
 def load_fused(pt: Path) -> DetectionModel:
     """The checkpoint's model in float32, Conv+BN fused, in eval mode (what ``YOLO.predict`` runs)."""
-    yolo = restricted_yolo(pt, task="detect")
+    yolo = restricted_yolo(pt)
     return yolo.model.float().fuse(verbose=False).eval()
 
 
