@@ -17,7 +17,7 @@ from .errors import PruneError
 from .loading import ModelSource, load_model, restricted_yolo
 from .pruning.architecture import check_supported
 from .pruning.core import PruneOptions, prune_with_channel_map
-from .pruning.heads import task_of
+from .pruning.heads import is_supported_head, task_of
 from .pruning.compensation import compensate_removed_channels
 from .pruning.importance import CHOICES, DATA_DRIVEN, IMPORTANCE, resolve_importance
 from .pruning.summary import ModelStats, log_summary
@@ -130,7 +130,8 @@ def prune_yolo(
     if ratio is not None and (target_gflops is not None or speed_up is not None):
         raise PruneError("Give either ratio or a compute target (target_gflops / speed_up), not both.")
     source, source_file = load_model(model)
-    check_supported(source)  # before any work: one clear message for an unsupported model
+    if not is_supported_head(source):  # fail before any work; the core runs the full check_supported once
+        check_supported(source)
     task = task_of(source)
     imgsz = DEFAULT_IMGSZ.get(task, 640) if imgsz is None else imgsz
     importance = resolve_importance(importance)

@@ -334,7 +334,7 @@ def _write_class_folders(
         (split_dir / name).mkdir(parents=True, exist_ok=True)
     for i in range(count):
         rng = np.random.default_rng([params.seed, split_index, i])
-        image, objects = _draw_image(rng, params.imgsz, shapes, 1)
+        image, objects = _draw_image(rng, params.imgsz, shapes, params.max_objects)  # 1 for classify
         _write_image(split_dir / params.classes[objects[0].cls] / f"{split_dir.name}_{i:05d}.jpg", image)
 
 

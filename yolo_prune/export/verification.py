@@ -57,14 +57,24 @@ class Verifier:
     imgsz: int
     conf: float = 0.25
     _references: dict[bool, ModelRun] = field(default_factory=dict, repr=False)
-    _task: str | None = field(default=None, repr=False)
+    _head: tuple[str, int] | None = field(default=None, repr=False)
 
     @property
     def task(self) -> str:
-        """The checkpoint's task (``detect``, ``segment``, ``pose``, ``obb``, ``classify``), read once."""
-        if self._task is None:
-            self._task = restricted_yolo(self.pt).task
-        return self._task
+        """The checkpoint's task (``detect``, ``segment``, ``pose``, ``obb``, ``classify``)."""
+        return self._checkpoint_head()[0]
+
+    @property
+    def class_count(self) -> int:
+        """The checkpoint's number of classes (the score rows of its raw outputs)."""
+        return self._checkpoint_head()[1]
+
+    def _checkpoint_head(self) -> tuple[str, int]:
+        """Task and class count of the checkpoint, read from the file once."""
+        if self._head is None:
+            yolo = restricted_yolo(self.pt)
+            self._head = yolo.task, len(yolo.names)
+        return self._head
 
     def reference(self, end2end: bool = False) -> ModelRun:
         """The checkpoint's run, with the head an artifact uses (NMS-free or NMS), computed once per head."""
@@ -118,8 +128,8 @@ class Verifier:
         agreement = detection_agreement(reference.detections, run.detections)
         if agreement is not None:
             return agreement, METRIC[self.task], ""
-        tol, nc = RAW_SCORE_TOL[precision], len(restricted_yolo(self.pt).names)
-        counts = [raw_agreement(r, o, tol, run.end2end, nc) for r, o in zip(reference.raw, run.raw)]
+        tol = RAW_SCORE_TOL[precision]
+        counts = [raw_agreement(r, o, tol, run.end2end, self.class_count) for r, o in zip(reference.raw, run.raw)]
         found = sum(len(d) for d in run.detections)
         why = f"the PyTorch model detects nothing at conf={self.conf} on these images (the artifact: {found}), "
         if any(c is None for c in counts):

@@ -169,7 +169,7 @@ def _layer_output_widths(model: BaseModel, widths: dict[Slot, int]) -> list[int]
 def _row_args(layer: nn.Module, args: list, c2: int, hidden: int | None, npr: int | None) -> list:
     """Return the yaml arguments of one row with its widths written explicitly."""
     if type(layer) in MODEL_OF_HEAD:
-        return head_row_args(layer, args, {PROTO_SLOT: npr})
+        return head_row_args(layer, args, npr)
     if isinstance(layer, C3k2):  # C3k2(c1, c2, n, c3k, e, attn, g, shortcut)
         tail = list(args[3:]) if len(args) > 3 else []
         e = expansion(hidden if hidden is not None else layer.c, c2)

@@ -107,15 +107,14 @@ def proto_slot_layer(name: str) -> int | None:
     return int(match[1]) if match else None
 
 
-def head_row_args(head: nn.Module, args: list, widths: dict) -> list:
+def head_row_args(head: nn.Module, args: list, npr: int | None) -> list:
     """The head's yaml arguments with its prototype width written explicitly (``Segment``: ``[nc, nm, npr]``).
 
     The yaml's own ``npr`` is scaled by the width multiple, which the pruned yaml sets to 1.0: the row must hold the
     actual width, the pruned one or else the model's.
     """
     if isinstance(head, Segment):
-        npr = widths.get(PROTO_SLOT) or proto_width(head)
-        return [args[0], args[1], npr, *args[3:]]
+        return [args[0], args[1], npr or proto_width(head), *args[3:]]
     return list(args)
 
 
