@@ -4,16 +4,21 @@ Prunes the real checkpoint with the data-free defaults (damage score, global per
 ``--speed-up``, distils it on the calibration images of ``--data`` with ``yolo_prune.recovery.distillation.distill``
 and measures mAP50-95 at 640 px on the measuring split. ``--steps N`` instead reaches the speed-up in N prune-and-
 distil steps (each pruning the distilled model of the step before; the features always mimic the unpruned model).
-Run from the repository root with ``../shared`` (see REAL_DATA.md there):
+``--fade SHARE`` distils the full-width model while the channels the prune drops fade into their expectation over
+that share of the steps, then removes them (``recovery.fading``, the library default with ``SHARE`` 0.5); ``--cap``
+limits the share of any slot's channels the global ranking removes. Run from the repository root with ``../shared``
+(see REAL_DATA.md there):
 
     YOLO_OFFLINE=1 .venv/bin/python benchmarks/real_distillation.py --speed-up 1.5 --feature-weight 0   # head only
     YOLO_OFFLINE=1 .venv/bin/python benchmarks/real_distillation.py --speed-up 1.5                      # defaults
     YOLO_OFFLINE=1 .venv/bin/python benchmarks/real_distillation.py --speed-up 1.5 --steps 3 --epochs 10
+    YOLO_OFFLINE=1 .venv/bin/python benchmarks/real_distillation.py --speed-up 1.5 --fade 0.5           # fading
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import time
 from dataclasses import replace
@@ -24,9 +29,10 @@ import torch  # noqa: E402
 from real_ablations import SHARED, evaluate  # noqa: E402
 from ultralytics import YOLO  # noqa: E402
 
+from yolo_prune.pruning import widths  # noqa: E402
 from yolo_prune.pruning.compensation import compensate_removed_channels  # noqa: E402
-from yolo_prune.pruning.core import PruneOptions, prune_with_channel_map  # noqa: E402
-from yolo_prune.recovery import distillation  # noqa: E402
+from yolo_prune.pruning.core import PruneOptions, prune_keeping, prune_with_channel_map  # noqa: E402
+from yolo_prune.recovery import distillation, fading  # noqa: E402
 from yolo_prune.recovery.calibration import calibration_batches  # noqa: E402
 
 
@@ -41,23 +47,45 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--mosaic", type=float, default=distillation.MOSAIC)
     p.add_argument("--lr", type=float, default=distillation.LEARNING_RATE)
     p.add_argument("--steps", type=int, default=1)
+    p.add_argument("--fade", type=float, default=0.0, help="fade share of the steps (0: cut first, then distil)")
+    p.add_argument("--cap", type=float, default=widths.MAX_GROUP_RATIO, help="most of a slot the ranking removes")
     return p.parse_args()
 
 
+def _options(gflops_fraction: float) -> PruneOptions:
+    return replace(PruneOptions(0.3, "damage", global_pruning=True), gflops_fraction=gflops_fraction)
+
+
 def prune_step(model, gflops_fraction: float):
-    options = replace(PruneOptions(0.3, "damage", global_pruning=True), gflops_fraction=gflops_fraction)
-    pruned, kept = prune_with_channel_map(model, options)
+    pruned, kept = prune_with_channel_map(model, _options(gflops_fraction))
     compensate_removed_channels(pruned, model, kept)
     return pruned, kept
+
+
+def faded(source, args: argparse.Namespace, images):
+    """Distil a full-width copy while the doomed channels fade over ``args.fade`` of the steps, then prune them."""
+    _, kept = prune_with_channel_map(source, _options(1 / args.speed_up))
+    student = copy.deepcopy(source)
+    with fading.ChannelFade(student, kept, share=args.fade) as fade:
+        distillation.distill(student, source, images, args.epochs, lr=args.lr, kept=kept,
+                             feature_weight=args.feature_weight, verbose=False, fade=fade)
+    pruned, kept = prune_keeping(student, kept)
+    compensate_removed_channels(pruned, student, kept, variance=False)
+    return pruned
 
 
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
+    widths.MAX_GROUP_RATIO = args.cap
     source = YOLO(args.model).model.float().eval()
     images = lambda epoch: calibration_batches(args.data, args.imgsz, distillation.IMAGES, seed=epoch,  # noqa: E731
                                                mosaic=args.mosaic)
     start, model, kept = time.perf_counter(), source, None
+    if args.fade:
+        score = evaluate(faded(source, args, images), args.model, args.data)
+        print(f"{vars(args)}: mAP50-95 {score:.3f} ({time.perf_counter() - start:.0f} s)", flush=True)
+        return
     for step in range(args.steps):
         model, step_kept = prune_step(model, (1 / args.speed_up) ** (1 / args.steps))
         kept = step_kept if kept is None else {name: kept[name][step_kept[name]] for name in step_kept}

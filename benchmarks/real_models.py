@@ -6,7 +6,11 @@ measure again. Methods:
 
 * ``previous``   the defaults before the real-data work: ``importance="l2", global_pruning=False``, no data;
 * ``data_free``  today's defaults without data (``prune_yolo(model, speed_up=s)``);
-* ``data``       today's defaults with calibration images (``prune_yolo(model, speed_up=s, data=calib.yaml)``).
+* ``data``       today's defaults with calibration images (``prune_yolo(model, speed_up=s, data=calib.yaml)``);
+* ``data_oneshot`` the ``data`` default before fading (prune once, then distil the pruned model): measured at commit
+  9921245 (``git checkout 9921245`` and run ``--methods data``); read from the cache only;
+* ``data_fade``  the ``data`` default without its last step (BatchNorm statistics matched to the images): the same
+  weights, so the same mAP before fine-tuning; read from the cache only.
 
 Each result is cached in ``benchmarks/cache/real/<model>/``; the report is ``benchmarks/results/real_models.md``
 (+ ``.json`` and the mAP-vs-GFLOPs frontier ``real_models.png``). Run from the repository root with the real files
@@ -43,6 +47,8 @@ LABELS = {
     "previous": "previous defaults (l2, uniform), no data",
     "data_free": "defaults, no data",
     "data": "defaults + 64 unlabeled images",
+    "data_oneshot": "previous data default (prune once, then distil), 64 unlabeled images",
+    "data_fade": "fading without the final BatchNorm statistics match, 64 unlabeled images",
     "unpruned": "control: the unpruned model",
 }
 
@@ -112,6 +118,8 @@ def run(method: str, speed_up: float, args: argparse.Namespace) -> dict:
     path = CACHE / f"{method}_{speed_up}.json"
     if path.exists():
         return json.loads(path.read_text())
+    if method not in METHOD_ARGS:
+        raise SystemExit(f"{method}@{speed_up} is not cached; it was measured at an earlier commit (see --help)")
     weights = CACHE / f"{method}_{speed_up}.pt"
     result = {"method": method, "speed_up": speed_up, **prune(method, speed_up, args, weights)}
     result["map"] = evaluate(weights, args.calib, args.imgsz)
@@ -165,13 +173,13 @@ def plot(base_map: float, results: list[dict], tuned: list[dict], path: Path, ar
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 5))
-    for method in METHOD_ARGS:
+    for method in [m for m in LABELS if m != "unpruned"]:
         rows = sorted((r for r in results if r["method"] == method), key=lambda r: r["gflops"][1])
         if rows:
             ax.plot([r["gflops"][1] for r in rows], [r["map"] for r in rows], "o-", label=LABELS[method])
     gflops = {(r["method"], r["speed_up"]): r["gflops"][1] for r in results}
     headline = (args.ft_recipe or [""])[0] or "defaults"  # the first recipe; the others are in the table
-    pruned = [r for r in tuned if r["method"] != "unpruned" and r["recipe"] == headline]
+    pruned = [r for r in tuned if (r["method"], r["speed_up"]) in gflops and r["recipe"] == headline]
     if pruned:
         ax.plot([gflops[(r["method"], r["speed_up"])] for r in pruned], [r["map"] for r in pruned], "*", ms=12,
                 label=f"+ {args.ft_epochs} epochs stock fine-tune ({headline.replace(',', ' ')})")

@@ -125,9 +125,9 @@ def recover(task: str, family: str = "yolov8n") -> dict:
     start = {"pretrained": str(PRETRAINED)} if PRETRAINED.is_file() and family == "yolov8n" else {}
     base = train(f"{family}{SUFFIX[task]}.yaml", data, BASE_EPOCHS, f"{task}-base", **start)
     row = {"base": accuracy(base, data)}
-    methods = (("data-free", {}),) if task == "classify" else (("data-free", {}), ("with data", {"data": str(data)}))
+    methods = (("data-free", {}), ("with data", {"data": str(data)}))
     for speed_up in SPEED_UPS:
-        for method, extra in methods:  # data= is not supported for classification yet
+        for method, extra in methods:
             name, key = f"{task}-{method.replace(' ', '_')}-{speed_up}", f"{method} {speed_up}"
             pruned = CACHE / f"{name}.pt"
             start = time.perf_counter()
@@ -157,7 +157,7 @@ def recovery() -> None:
 
 
 def _cell(row: dict, key: str) -> str:
-    """``value (x base)``, or ``n/a`` (classification has no with-data prune yet)."""
+    """``value (x base)``, or ``n/a`` when not measured."""
     return f"{row[key]:.3f} ({row[key] / max(row['base'], 1e-9):.2f})" if key in row else "n/a"
 
 

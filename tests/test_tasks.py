@@ -86,9 +86,28 @@ def test_training_only_branches_are_traced():
     assert model.model[-1].proto.semseg[0].conv in graph.module2node
 
 
-def test_data_is_refused_for_classification_with_a_clear_message(task_dataset):
-    with pytest.raises(PruneError, match="classification models"):
-        prune_yolo(tiny_task_model("yolov8n.yaml", "classify"), ratio=0.3, data=task_dataset("classify"))
+@pytest.mark.parametrize("importance", ["auto", "taylor", "fisher"])
+def test_classification_prunes_with_data_from_class_folders(importance, task_dataset, tmp_path):
+    """Distillation with fading (KL on the class distribution), label gradients and the output Fisher score."""
+    source = tiny_task_model("yolov8n.yaml", "classify")
+    pruned = prune_yolo(source, ratio=0.3, data=task_dataset("classify"), imgsz=64, importance=importance,
+                        distill=importance == "auto", save=tmp_path / "cls.pt", verbose=False)  # fmt: skip
+    assert pruned.task == "classify" and pruned.ckpt["yolo_prune"]["distilled"] is (importance == "auto")
+    assert_stock_rebuild_keeps_every_tensor(pruned.model)
+
+
+def test_classification_data_must_be_class_folders(task_dataset):
+    with pytest.raises(PruneError, match="not a classification dataset"):
+        prune_yolo(tiny_task_model("yolov8n.yaml", "classify"), ratio=0.3, data=task_dataset("detect"), imgsz=64)
+
+
+def test_classification_calibration_spreads_over_the_classes(task_dataset):
+    from yolo_prune.recovery.calibration import calibration_batches
+
+    batches = calibration_batches(task_dataset("classify"), 64, images=8, task="classify")
+    classes = torch.cat([b["cls"] for b in batches])
+    assert len(classes) == 8 and len(set(classes.tolist())) > 1
+    assert all(0 <= b["img"].min() and b["img"].max() <= 1 for b in batches)
 
 
 @pytest.mark.parametrize("task", ["segment", "pose", "obb"])

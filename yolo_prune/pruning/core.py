@@ -159,6 +159,42 @@ def apply_plan(analysis: Analysis, plan: Plan) -> tuple[DetectionModel, dict[str
     return model, read_channel_tags(model, analysis.source)
 
 
+def prune_keeping(model: DetectionModel, kept: dict[str, torch.Tensor]) -> tuple[DetectionModel, dict[str, torch.Tensor]]:
+    """Prune ``model`` to exactly the channels ``kept`` names (a channel map of an earlier prune of the same model).
+
+    Used after fading (``recovery.fading``): the channels were chosen on the source, the model has since trained
+    with the others faded out, and a fresh ranking would choose differently. Groups without a BatchNorm (Proto's
+    upsampler) are not in a channel map: they keep their slot's width by the ``damage`` ranking.
+
+    Returns:
+        As ``prune_with_channel_map``: the pruned stock model and its channel map (equal to ``kept``).
+    """
+    analysis = analyse(model, "damage")
+    names = {module: name for name, module in analysis.work.named_modules()}
+    widths = {}
+    for group in analysis.groups:
+        indicator = _kept_indicator(names[group.root], group.size, analysis.work, kept)
+        if indicator is not None:
+            group.scores = indicator
+            if group.slot is not None:
+                widths[group.slot] = int(indicator.sum())
+    return apply_plan(analysis, plan_for_widths(analysis, PruneOptions(), widths))
+
+
+def _kept_indicator(name: str, size: int, work: DetectionModel, kept: dict[str, torch.Tensor]) -> torch.Tensor | None:
+    """1 for each of the ``size`` output channels of convolution ``name`` that ``kept`` keeps, else 0 (split-stem
+    halves mapped); None when ``kept`` does not know it."""
+    offset = 0
+    if _SPLIT_STEM.search(name):
+        if name.endswith("cv1b.conv"):
+            offset = work.get_submodule(name.replace("cv1b.conv", "cv1a.conv")).out_channels
+        name = _SPLIT_STEM.sub(".cv1.conv", name)
+    channels = kept.get(name.rsplit(".", 1)[0] + ".bn")
+    if channels is None:
+        return None
+    return torch.isin(torch.arange(offset, offset + size), channels).float()
+
+
 def _prunable(yaml_slots: dict[Slot, int], groups: list[ChannelGroup]) -> dict[Slot, int]:
     """Yaml slots that some group can shrink; the others keep their width."""
     covered = {g.slot for g in groups}

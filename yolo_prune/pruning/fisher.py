@@ -76,7 +76,10 @@ def _raw(model: nn.Module, x: torch.Tensor) -> dict:
         return raw_outputs(model, x.clone().requires_grad_(True))
 
 
-def _sampled_loss(preds: dict, reg_max: int, generator: torch.Generator) -> torch.Tensor:
+def _sampled_loss(preds: dict | torch.Tensor, reg_max: int, generator: torch.Generator) -> torch.Tensor:
+    if isinstance(preds, torch.Tensor):  # a classifier's logits: a class drawn from its own distribution
+        drawn = torch.multinomial(preds.detach().softmax(1), 1, generator=generator)[:, 0]
+        return F.cross_entropy(preds, drawn, reduction="sum")
     branches = [preds[k] for k in ("one2many", "one2one")] if "one2one" in preds else [preds]
     loss = 0.0
     for branch in branches:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 from ultralytics.cfg import get_cfg
-from ultralytics.data import build_dataloader, build_yolo_dataset
+from torch.utils.data import Subset
+from ultralytics.data import ClassificationDataset, build_dataloader, build_yolo_dataset
 from ultralytics.data.utils import check_det_dataset
 
 from ..errors import PruneError
@@ -29,14 +31,15 @@ def calibration_batches(
     set), while augmented ones keep it. Random augmentation is seeded, so results are reproducible.
 
     Args:
-        data: Dataset yaml, as for ``yolo train data=...``.
+        data: Dataset yaml, as for ``yolo train data=...``; for classification the dataset folder (``train/<class>/``).
         imgsz: Image size.
         images: How many images to use.
         seed: Seed of the random augmentation (another seed draws other augmentations of the same images).
         mosaic: Probability of Ultralytics' mosaic (four images tiled into one), as the ``mosaic`` train argument;
             the other tiles come from images already read, so from the same first ``images``.
-        task: The model's task (``detect``, ``segment``, ``pose``, ``obb``): which labels are read with the images
-            (masks, keypoints, rotated boxes), for the losses that need them.
+        task: The model's task (``detect``, ``segment``, ``pose``, ``obb``, ``classify``): which labels are read with
+            the images (masks, keypoints, rotated boxes, the class), for the losses that need them. Classification
+            takes images spread evenly over the (class-sorted) folders and has no mosaic.
 
     Returns:
         Batches with images scaled to [0, 1].
@@ -47,7 +50,8 @@ def calibration_batches(
     Examples:
         >>> batches = calibration_batches("coco8.yaml", imgsz=640)
     """
-    check_task_data(task, data)
+    if task == "classify":
+        return _classification_batches(data, imgsz, images, seed)
     try:  # autodownload off: a dataset yaml's 'download:' entry is code, never run here
         info = check_det_dataset(str(data), autodownload=False)
     except Exception as e:  # Ultralytics raises several types for a missing or malformed dataset
@@ -58,23 +62,38 @@ def calibration_batches(
             dataset = build_yolo_dataset(cfg, info["train"], CALIBRATION_BATCH, info, mode="train", rect=False)
         except Exception as e:  # no images, unreadable labels...
             raise PruneError(f"Could not read dataset '{data}' for calibration: no usable training images ({e})") from e
-        loader = build_dataloader(dataset, CALIBRATION_BATCH, workers=0, shuffle=False)
-        batches = []
-        for batch in loader:
-            batch["img"] = batch["img"].float() / 255
-            batches.append(batch)
-            if len(batches) * CALIBRATION_BATCH >= images:
-                break
-    return batches
+        return _first_batches(dataset, images, scale=1 / 255)
 
 
-def check_task_data(task: str, data) -> None:
-    """Refuse ``data=`` for a task whose images this module cannot load yet (classification folders)."""
-    if task == "classify":
+def _classification_batches(data, imgsz: int, images: int, seed: int) -> list[dict]:
+    """``images`` training images of a class-folder dataset, evenly spread over its classes, augmented as in
+    training (Ultralytics' ``ClassificationDataset``; its images are already scaled to [0, 1])."""
+    path = Path(str(data))
+    if not (path / "train").is_dir():
         raise PruneError(
-            f"data='{data}' is not supported for classification models yet (distillation, calibration and data-driven "
-            "importance read detection-style datasets); prune without data, then fine-tune with yolo train."
+            f"data='{data}' is not a classification dataset: pass the folder that holds train/<class>/ image folders, "
+            "as for 'yolo classify train data=...'."
         )
+    cfg = get_cfg(overrides={"imgsz": imgsz, "task": "classify"})
+    with seeded_random(seed):
+        try:
+            dataset = ClassificationDataset(str(path / "train"), cfg, augment=True, prefix="train")
+        except Exception as e:  # no class folders, unreadable images...
+            raise PruneError(f"Could not read dataset '{data}' for calibration: no usable training images ({e})") from e
+        spread = np.linspace(0, len(dataset) - 1, min(images, len(dataset)), dtype=int)  # folders are class-sorted
+        return _first_batches(Subset(dataset, spread.tolist()), images, scale=1.0)
+
+
+def _first_batches(dataset, images: int, scale: float) -> list[dict]:
+    """The first batches of ``dataset`` covering ``images`` images, pixel values multiplied by ``scale``."""
+    loader = build_dataloader(dataset, CALIBRATION_BATCH, workers=0, shuffle=False)
+    batches = []
+    for batch in loader:
+        batch["img"] = batch["img"].float() * scale
+        batches.append(batch)
+        if len(batches) * CALIBRATION_BATCH >= images:
+            break
+    return batches
 
 
 @contextmanager
@@ -98,6 +117,8 @@ PER_OBJECT = ("cls", "bboxes", "keypoints")  # one entry per labelled object, ma
 
 def single_samples(batch: dict) -> list[dict]:
     """Split a batch into one-image batches (targets re-indexed), for per-sample gradients."""
+    if "batch_idx" not in batch:  # classification: one class per image
+        return [{"img": batch["img"][i : i + 1], "cls": batch["cls"][i : i + 1]} for i in range(len(batch["img"]))]
     samples = []
     for i in range(len(batch["img"])):
         keep = batch["batch_idx"] == i
@@ -165,3 +186,51 @@ def recalibrate_batchnorm(model: nn.Module, batches: list[dict]) -> None:
     for norm, momentum in zip(norms, momenta):
         norm.momentum = momentum
     model.eval()
+
+
+@torch.no_grad()
+def match_batchnorm_statistics(model: nn.Module, batches: list[dict]) -> None:
+    """Set every BatchNorm's running statistics to what its input has on ``batches``, without changing the function.
+
+    Training with frozen statistics (distillation) moves the weights away from them: in training mode BatchNorm
+    then normalises with batch statistics that differ from the stored ones, and a fine-tune starts from another
+    network than the one evaluated. Measuring each BatchNorm's input moments (in eval mode, layer by layer as the
+    model runs) and rescaling its affine parameters to match keeps the eval-mode output exactly and makes the
+    stored statistics those of the images.
+
+    Args:
+        model: The model; left in eval mode.
+        batches: Calibration batches (images in [0, 1]).
+
+    Examples:
+        >>> match_batchnorm_statistics(pruned, calibration_batches("data.yaml", imgsz=640))
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    sums = {norm: [0.0, 0.0, 0] for norm in norms}
+
+    def recorder(norm, args):
+        x = args[0].double()
+        total = sums[norm]
+        total[0] = total[0] + x.sum((0, 2, 3))
+        total[1] = total[1] + x.pow(2).sum((0, 2, 3))
+        total[2] += x.numel() // x.shape[1]
+
+    handles = [norm.register_forward_pre_hook(recorder) for norm in norms]
+    try:
+        model.eval()
+        for batch in batches:
+            model(batch["img"])
+    finally:
+        for handle in handles:
+            handle.remove()
+    for norm, (first, second, count) in sums.items():
+        if not count:
+            continue
+        mean = first / count
+        var = (second / count - mean.pow(2)).clamp_min(0)  # as training-mode BatchNorm normalises
+        old_std = (norm.running_var.double() + norm.eps).sqrt()
+        weight = norm.weight.double()
+        norm.bias.add_((weight * (mean - norm.running_mean.double()) / old_std).to(norm.bias.dtype))
+        norm.weight.mul_(((var + norm.eps).sqrt() / old_std).to(norm.weight.dtype))
+        norm.running_mean.copy_(mean)
+        norm.running_var.copy_(var)

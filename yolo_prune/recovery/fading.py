@@ -1,0 +1,124 @@
+"""Gradual channel removal: the channels a prune will drop fade into their expected value while the model distils.
+
+A one-shot prune removes every chosen channel at once and distillation then has to find a new function from a
+broken one. Fading instead keeps the full-width model and, over the first part of the distillation, blends each
+doomed channel's output towards the constant it would be replaced by (its expected activation, the value that
+compensation folds into the consumers): ``y = (1 - a) * y + a * E[y]`` with ``a`` rising from 0 to 1. The kept
+channels learn to carry the work while the doomed ones still help; once ``a`` reaches 1 the doomed channels are
+constants and removing them (with their constant folded into the consumers) changes nothing in the function away
+from image borders. It is the mean-replacement counterpart of gradual pruning (Zhu & Gupta 2017) and of the
+growing penalties of GReg (Wang et al. 2021), on the layers' expected values rather than zeros.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from ..pruning.compensation import batchnorm_blocks, block_moments, compensate_removed_channels
+from ..pruning.core import prune_keeping
+from .distillation import EPOCHS, distill_on_images
+
+FADE_SHARE = 0.5  # of the distillation steps the fade takes (real yolov8n, speed_up=1.5: 0.25/0.5/0.8 -> 0.197/0.203/0.192)
+
+
+class ChannelFade:
+    """Forward hooks that blend the channels a prune will drop towards their expected value; a context manager.
+
+    Args:
+        model: The full-width model (its ``Conv`` blocks' names are those of ``kept``).
+        kept: BatchNorm name -> the channels the prune keeps (``prune_with_channel_map``).
+        share: Share of the training steps over which the channels fade (``fade_schedule``).
+
+    Examples:
+        >>> with ChannelFade(model, kept) as fade:
+        ...     fade.progress = 0.5  # half-way: doomed channels output the mean of themselves and their expectation
+    """
+
+    def __init__(self, model: nn.Module, kept: dict[str, torch.Tensor], share: float = FADE_SHARE) -> None:
+        """Hook every ``Conv`` block of ``model`` that loses channels."""
+        self.progress, self.share = 0.0, share
+        names = {m: n for n, m in model.named_modules()}
+        self._handles = []
+        for block in batchnorm_blocks(model):
+            doomed = _doomed(kept.get(f"{names[block]}.bn"), block.bn.num_features)
+            if doomed is not None:
+                self._handles.append(block.register_forward_hook(self._blender(block, doomed)))
+
+    def _blender(self, block: nn.Module, doomed: torch.Tensor):
+        cache = {"expected": block_moments(block)[0][doomed][None, :, None, None]}
+
+        def hook(module: nn.Module, args, output: torch.Tensor) -> torch.Tensor:
+            if self.progress <= 0:
+                return output
+            if hasattr(module, "bn"):  # a fused copy (Ultralytics' val) has lost it: keep the last expectation
+                cache["expected"] = block_moments(module)[0][doomed][None, :, None, None]
+            expected = cache["expected"].to(output.dtype)
+            blended = output.clone()
+            blended[:, doomed] = (1 - self.progress) * output[:, doomed] + self.progress * expected
+            return blended
+
+        return hook
+
+    def advance(self, step: int, steps: int) -> None:
+        """Set the progress for training step ``step`` of ``steps`` (``fade_schedule``)."""
+        self.progress = fade_schedule(step, steps, self.share)
+
+    def __enter__(self) -> ChannelFade:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+
+def _doomed(kept: torch.Tensor | None, channels: int) -> torch.Tensor | None:
+    """Indices of the channels not in ``kept`` (None when nothing is dropped or the block is unknown)."""
+    if kept is None or len(kept) == channels:
+        return None
+    mask = torch.ones(channels, dtype=torch.bool)
+    mask[kept] = False
+    return mask.nonzero().flatten()
+
+
+def fade_schedule(step: int, steps: int, share: float = FADE_SHARE) -> float:
+    """Fade progress after ``step`` of ``steps``: linear from 0 to 1 over the first ``share`` of them, then 1."""
+    return min(1.0, (step + 1) / max(1.0, share * steps))
+
+
+def distill_while_fading(
+    source: nn.Module,
+    kept: dict[str, torch.Tensor],
+    data: str,
+    imgsz: int,
+    verbose: bool = True,
+    task: str = "detect",
+    epochs: int = EPOCHS,
+) -> tuple[nn.Module, dict[str, torch.Tensor]]:
+    """Distil a full-width copy of ``source`` while the channels ``kept`` drops fade out, then prune them.
+
+    Args:
+        source: The unpruned model (the teacher); not modified.
+        kept: The channel map of a prune of ``source`` (``prune_with_channel_map``): which channels go.
+        data: Dataset yaml whose training images are distilled on (``distill_on_images``).
+        imgsz: The pruning image size (distillation runs at half of it).
+        verbose: Show a progress bar.
+        task: The model's task.
+        epochs: Distillation epochs (the fade takes the first ``FADE_SHARE`` of them).
+
+    Returns:
+        The pruned stock model (the faded constants folded into the consumers) and its channel map.
+
+    Examples:
+        >>> _, kept = prune_with_channel_map(source, options)
+        >>> pruned, kept = distill_while_fading(source, kept, "data.yaml", imgsz=640)
+    """
+    student = copy.deepcopy(source).float().cpu()
+    with ChannelFade(student, kept) as fade:
+        distill_on_images(student, source, data, imgsz, kept, epochs, verbose, task, fade)
+    pruned, kept = prune_keeping(student, kept)
+    compensate_removed_channels(pruned, student, kept, variance=False)  # exactly the constants they faded into
+    return pruned, kept
