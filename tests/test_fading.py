@@ -130,3 +130,14 @@ def test_matching_batchnorm_statistics_keeps_the_function_and_stores_the_images_
     assert torch.allclose(after, before, rtol=1e-4, atol=1e-4 * before.abs().max().item())
     for key in ("boxes", "scores"):  # training mode now computes what eval mode computes on these images
         assert torch.allclose(batch[key], frozen[key], atol=1e-3 * frozen[key].abs().max().item())
+
+
+def test_only_models_whose_every_cut_layer_has_batchnorm_fade():
+    from conftest import tiny_task_model
+    from yolo_prune.recovery.fading import fades_every_cut
+
+    for task, fades in (("pose", True), ("segment", False)):  # segmentation: the prototypes' upsampler
+        source = tiny_task_model("yolov8n.yaml", task)
+        pruned, _ = prune_with_channel_map(source, PruneOptions(0.3, "damage", global_pruning=True))
+        assert fades_every_cut(source, pruned) is fades
+    assert fades_every_cut(tiny_detector(), tiny_detector())
