@@ -31,7 +31,7 @@ from ultralytics import YOLO  # noqa: E402
 
 from yolo_prune.pruning import widths  # noqa: E402
 from yolo_prune.pruning.compensation import compensate_removed_channels  # noqa: E402
-from yolo_prune.pruning.core import PruneOptions, prune_keeping, prune_with_channel_map  # noqa: E402
+from yolo_prune.pruning.core import PruneOptions, prune_with_channel_map  # noqa: E402
 from yolo_prune.recovery import distillation, fading  # noqa: E402
 from yolo_prune.recovery.calibration import calibration_batches  # noqa: E402
 
@@ -69,9 +69,7 @@ def faded(source, args: argparse.Namespace, images):
     with fading.ChannelFade(student, kept, share=args.fade) as fade:
         distillation.distill(student, source, images, args.epochs, lr=args.lr, kept=kept,
                              feature_weight=args.feature_weight, verbose=False, fade=fade)
-    pruned, kept = prune_keeping(student, kept)
-    compensate_removed_channels(pruned, student, kept, variance=False)
-    return pruned
+    return fading.cut_faded(student, kept)[0]
 
 
 def main() -> None:

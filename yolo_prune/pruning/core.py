@@ -159,7 +159,9 @@ def apply_plan(analysis: Analysis, plan: Plan) -> tuple[DetectionModel, dict[str
     return model, read_channel_tags(model, analysis.source)
 
 
-def prune_keeping(model: DetectionModel, kept: dict[str, torch.Tensor]) -> tuple[DetectionModel, dict[str, torch.Tensor]]:
+def prune_keeping(
+    model: DetectionModel, kept: dict[str, torch.Tensor]
+) -> tuple[DetectionModel, dict[str, torch.Tensor]]:
     """Prune ``model`` to exactly the channels ``kept`` names (a channel map of an earlier prune of the same model).
 
     Used after fading (``recovery.fading``): the channels were chosen on the source, the model has since trained

@@ -21,7 +21,7 @@ from ..pruning.compensation import batchnorm_blocks, block_moments, compensate_r
 from ..pruning.core import prune_keeping
 from .distillation import EPOCHS, distill_on_images
 
-FADE_SHARE = 0.5  # of the distillation steps the fade takes (real yolov8n, speed_up=1.5: 0.25/0.5/0.8 -> 0.197/0.203/0.192)
+FADE_SHARE = 0.5  # of the distillation steps the fade takes (real yolov8n, 1.5: 0.25/0.5/0.8 -> 0.197/0.203/0.192)
 
 
 class ChannelFade:
@@ -135,6 +135,12 @@ def distill_while_fading(
     student = copy.deepcopy(source).float().cpu()
     with ChannelFade(student, kept) as fade:
         distill_on_images(student, source, data, imgsz, kept, epochs, verbose, task, fade)
-    pruned, kept = prune_keeping(student, kept)
-    compensate_removed_channels(pruned, student, kept, variance=False)  # exactly the constants they faded into
+    return cut_faded(student, kept)
+
+
+def cut_faded(model: nn.Module, kept: dict[str, torch.Tensor]) -> tuple[nn.Module, dict[str, torch.Tensor]]:
+    """Remove the channels a finished fade turned into constants, folding exactly those constants (the means from
+    the BatchNorms, no variance share) into the consumers; returns the pruned model and its channel map."""
+    pruned, kept = prune_keeping(model, kept)
+    compensate_removed_channels(pruned, model, kept, variance=False)
     return pruned, kept
