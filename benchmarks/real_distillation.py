@@ -6,8 +6,10 @@ and measures mAP50-95 at 640 px on the measuring split. ``--steps N`` instead re
 distil steps (each pruning the distilled model of the step before; the features always mimic the unpruned model).
 ``--fade SHARE`` distils the full-width model while the channels the prune drops fade into their expectation over
 that share of the steps, then removes them (``recovery.fading``, the library default with ``SHARE`` 0.5); ``--cap``
-limits the share of any slot's channels the global ranking removes. Run from the repository root with ``../shared``
-(see REAL_DATA.md there):
+limits the share of any slot's channels the global ranking removes and ``--cost-exponent`` how strongly it prefers
+cheap channels (damage / cost ** E); ``--only FIRST-LAST`` cuts only those yaml layers (as the ranking chose them;
+the rest stays whole) and ``--batch`` sets the images per optimizer step. Run from the repository root with
+``../shared`` (see REAL_DATA.md there):
 
     YOLO_OFFLINE=1 .venv/bin/python benchmarks/real_distillation.py --speed-up 1.5 --feature-weight 0   # head only
     YOLO_OFFLINE=1 .venv/bin/python benchmarks/real_distillation.py --speed-up 1.5                      # defaults
@@ -30,6 +32,7 @@ from real_ablations import SHARED, evaluate  # noqa: E402
 from ultralytics import YOLO  # noqa: E402
 
 from yolo_prune.pruning import widths  # noqa: E402
+from yolo_prune.pruning.summary import ModelStats  # noqa: E402
 from yolo_prune.pruning.compensation import compensate_removed_channels  # noqa: E402
 from yolo_prune.pruning.core import PruneOptions, prune_with_channel_map  # noqa: E402
 from yolo_prune.recovery import distillation, fading  # noqa: E402
@@ -47,13 +50,17 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--mosaic", type=float, default=distillation.MOSAIC)
     p.add_argument("--lr", type=float, default=distillation.LEARNING_RATE)
     p.add_argument("--steps", type=int, default=1)
+    p.add_argument("--cost-exponent", type=float, default=1.0, help="ranking: damage / cost ** this")
+    p.add_argument("--only", default="", help="yaml layers FIRST-LAST the prune may cut (the others stay whole)")
+    p.add_argument("--batch", type=int, default=0, help="images per optimizer step (0: the calibration batch)")
     p.add_argument("--fade", type=float, default=0.0, help="fade share of the steps (0: cut first, then distil)")
     p.add_argument("--cap", type=float, default=widths.MAX_GROUP_RATIO, help="most of a slot the ranking removes")
     return p.parse_args()
 
 
-def _options(gflops_fraction: float) -> PruneOptions:
-    return replace(PruneOptions(0.3, "damage", global_pruning=True), gflops_fraction=gflops_fraction)
+def _options(gflops_fraction: float, cost_exponent: float = 1.0) -> PruneOptions:
+    options = PruneOptions(0.3, "damage", global_pruning=True, cost_exponent=cost_exponent)
+    return replace(options, gflops_fraction=gflops_fraction)
 
 
 def prune_step(model, gflops_fraction: float):
@@ -64,12 +71,31 @@ def prune_step(model, gflops_fraction: float):
 
 def faded(source, args: argparse.Namespace, images):
     """Distil a full-width copy while the doomed channels fade over ``args.fade`` of the steps, then prune them."""
-    _, kept = prune_with_channel_map(source, _options(1 / args.speed_up))
+    _, kept = prune_with_channel_map(source, _options(1 / args.speed_up, args.cost_exponent))
+    if args.only:
+        kept = _restricted(kept, source, args.only)
     student = copy.deepcopy(source)
     with fading.ChannelFade(student, kept, share=args.fade) as fade:
         distillation.distill(student, source, images, args.epochs, lr=args.lr, kept=kept,
                              feature_weight=args.feature_weight, verbose=False, fade=fade)
     return fading.cut_faded(student, kept)[0]
+
+
+def _restricted(kept: dict, source, layers: str) -> dict:
+    """``kept`` with every BatchNorm outside yaml layers ``FIRST-LAST`` keeping all its channels."""
+    first, last = (int(x) for x in layers.split("-"))
+    norms = {name: m for name, m in source.named_modules() if isinstance(m, torch.nn.BatchNorm2d)}
+    inside = lambda name: first <= int(name.split(".")[1]) <= last  # noqa: E731  ("model.<layer>. ...")
+    return {n: c if inside(n) else torch.arange(norms[n].num_features) for n, c in kept.items()}
+
+
+def _rebatched(images, size: int):
+    """The same images per epoch, in optimizer steps of ``size`` images (distillation reads only ``img``)."""
+    def epoch_images(epoch: int) -> list[dict]:
+        stacked = torch.cat([b["img"] for b in images(epoch)])
+        return [{"img": chunk} for chunk in stacked.split(size)]
+
+    return epoch_images
 
 
 def main() -> None:
@@ -79,10 +105,14 @@ def main() -> None:
     source = YOLO(args.model).model.float().eval()
     images = lambda epoch: calibration_batches(args.data, args.imgsz, distillation.IMAGES, seed=epoch,  # noqa: E731
                                                mosaic=args.mosaic)
+    if args.batch:
+        images = _rebatched(images, args.batch)
     start, model, kept = time.perf_counter(), source, None
     if args.fade:
-        score = evaluate(faded(source, args, images), args.model, args.data)
-        print(f"{vars(args)}: mAP50-95 {score:.3f} ({time.perf_counter() - start:.0f} s)", flush=True)
+        pruned = faded(source, args, images)
+        score, gflops = evaluate(pruned, args.model, args.data), ModelStats.of(pruned, 640).gflops
+        print(f"{vars(args)}: mAP50-95 {score:.3f}, {gflops:.2f} GFLOPs ({time.perf_counter() - start:.0f} s)",
+              flush=True)
         return
     for step in range(args.steps):
         model, step_kept = prune_step(model, (1 / args.speed_up) ** (1 / args.steps))

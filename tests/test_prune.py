@@ -192,3 +192,21 @@ def test_target_gflops_reached_within_3_percent():
     base = tiny_detector("yolo11n.yaml")
     pruned = prune_yolo(base, target_gflops=4.0, imgsz=640, verbose=False).model
     assert abs(get_flops(pruned, 640) / 4.0 - 1) <= 0.03
+
+
+def test_global_ranking_cost_exponent_leans_towards_the_costly_slot():
+    from torch import nn
+
+    from yolo_prune.pruning.architecture import Slot
+    from yolo_prune.pruning.groups import ChannelGroup
+    from yolo_prune.pruning.widths import global_widths
+
+    cheap, costly = Slot(1, "c2"), Slot(2, "c2")
+    groups = [ChannelGroup(nn.Conv2d(1, 16, 1), [], torch.linspace(1, 2, 16), cheap, cost=1.0),
+              ChannelGroup(nn.Conv2d(1, 16, 1), [], torch.linspace(3, 6, 16), costly, cost=4.0)]  # fmt: skip
+    original = {cheap: 16, costly: 16}
+    by_score = global_widths(original, groups, 0.25, 1, cost_exponent=0.0)
+    per_gflop = global_widths(original, groups, 0.25, 1)
+    leaning = global_widths(original, groups, 0.25, 1, cost_exponent=2.0)
+    assert by_score == {cheap: 8, costly: 16} and leaning == {cheap: 16, costly: 8}
+    assert leaning[costly] <= per_gflop[costly] <= by_score[costly] and sum(per_gflop.values()) == 24

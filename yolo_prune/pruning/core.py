@@ -42,6 +42,7 @@ class PruneOptions:
     imgsz: int = 640
     layer_ratios: dict[int, float] | None = None
     calibration: list[dict] | None = None  # batches for data-driven importance (taylor, hessian, fisher)
+    cost_exponent: float = 1.0  # global ranking: score / cost ** cost_exponent (``widths.global_widths``)
 
 
 @dataclass
@@ -212,7 +213,7 @@ def _decide(
     original: dict[Slot, int], groups: list[ChannelGroup], options: PruneOptions, ratio: float
 ) -> dict[Slot, int]:
     if options.global_pruning:
-        return global_widths(original, groups, ratio, options.round_to)
+        return global_widths(original, groups, ratio, options.round_to, options.cost_exponent)
     return uniform_widths(original, ratio, options.round_to, options.layer_ratios)
 
 

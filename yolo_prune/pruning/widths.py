@@ -50,7 +50,7 @@ def uniform_widths(
 
 
 def global_widths(
-    original: dict[Slot, int], groups: list[ChannelGroup], ratio: float, round_to: int
+    original: dict[Slot, int], groups: list[ChannelGroup], ratio: float, round_to: int, cost_exponent: float = 1.0
 ) -> dict[Slot, int]:
     """Remove ``ratio`` of all slot channels, the least important first, ranked across layers.
 
@@ -64,6 +64,8 @@ def global_widths(
         groups: Scored groups; those with a slot decide its ranking.
         ratio: Share of all slot channels to remove.
         round_to: Channel multiple.
+        cost_exponent: Rank by ``score / cost ** cost_exponent``: 1 is damage per GFLOP; above 1 the ranking
+            leans further towards the channels that save the most compute.
 
     Returns:
         Width for every slot.
@@ -73,7 +75,7 @@ def global_widths(
         if group.slot in original:
             per_slot[group.slot].append(torch.sort(group.scores, descending=True).values)
     costs = slot_costs(original, groups)
-    ranked = {slot: torch.stack(scores).mean(0) / costs[slot] for slot, scores in per_slot.items()}
+    ranked = {slot: torch.stack(scores).mean(0) / costs[slot] ** cost_exponent for slot, scores in per_slot.items()}
     pool = torch.cat(list(ranked.values())) if ranked else torch.zeros(0)
     n_remove = int(ratio * len(pool))
     threshold = torch.sort(pool).values[n_remove - 1] if n_remove else -math.inf
