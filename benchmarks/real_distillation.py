@@ -33,6 +33,7 @@ from ultralytics import YOLO  # noqa: E402
 
 from yolo_prune.pruning import widths  # noqa: E402
 from yolo_prune.pruning.summary import ModelStats  # noqa: E402
+from yolo_prune.pruning.channel_map import batchnorms  # noqa: E402
 from yolo_prune.pruning.compensation import compensate_removed_channels  # noqa: E402
 from yolo_prune.pruning.core import PruneOptions, prune_with_channel_map  # noqa: E402
 from yolo_prune.recovery import distillation, fading  # noqa: E402
@@ -63,8 +64,8 @@ def _options(gflops_fraction: float, cost_exponent: float = 1.0) -> PruneOptions
     return replace(options, gflops_fraction=gflops_fraction)
 
 
-def prune_step(model, gflops_fraction: float):
-    pruned, kept = prune_with_channel_map(model, _options(gflops_fraction))
+def prune_step(model, gflops_fraction: float, cost_exponent: float):
+    pruned, kept = prune_with_channel_map(model, _options(gflops_fraction, cost_exponent))
     compensate_removed_channels(pruned, model, kept)
     return pruned, kept
 
@@ -84,7 +85,7 @@ def faded(source, args: argparse.Namespace, images):
 def _restricted(kept: dict, source, layers: str) -> dict:
     """``kept`` with every BatchNorm outside yaml layers ``FIRST-LAST`` keeping all its channels."""
     first, last = (int(x) for x in layers.split("-"))
-    norms = {name: m for name, m in source.named_modules() if isinstance(m, torch.nn.BatchNorm2d)}
+    norms = batchnorms(source)
     inside = lambda name: first <= int(name.split(".")[1]) <= last  # noqa: E731  ("model.<layer>. ...")
     return {n: c if inside(n) else torch.arange(norms[n].num_features) for n, c in kept.items()}
 
@@ -115,7 +116,7 @@ def main() -> None:
               flush=True)
         return
     for step in range(args.steps):
-        model, step_kept = prune_step(model, (1 / args.speed_up) ** (1 / args.steps))
+        model, step_kept = prune_step(model, (1 / args.speed_up) ** (1 / args.steps), args.cost_exponent)
         kept = step_kept if kept is None else {name: kept[name][step_kept[name]] for name in step_kept}
         distillation.distill(model, source, images, args.epochs, lr=args.lr, kept=kept,
                              feature_weight=args.feature_weight, verbose=False)

@@ -104,11 +104,11 @@ def prune_yolo(
             scale and shift adjusted so the model computes the same, so that a fine-tune (training-mode BatchNorm)
             starts from the model evaluated (real yolov8n, ``speed_up=1.5``, 10 epochs of the README recipe: 0.368
             -> 0.419 mAP50-95).
-            When distilling, the global ranking weighs compute saved more (damage / cost ** 1.5 instead of damage
-            per GFLOP; real yolov8n with fading: 1.25 0.374 -> 0.401, 1.5 0.203 -> 0.250).
-            ``None`` (default): on when ``data`` is given. Real COCO yolov8n, mAP50-95 (base 0.474): data-free
-            ``speed_up=1.25`` 0.321 -> 0.374, ``speed_up=1.5`` 0.039 -> 0.203 (cut first, then distil: 0.368 /
-            0.184; head outputs alone: 0.336 / 0.125).
+            ``None`` (default): on when ``data`` is given. Real COCO yolov8n, mAP50-95 (base 0.474), ranked per
+            GFLOP as without data: data-free ``speed_up=1.25`` 0.321 -> 0.374, ``speed_up=1.5`` 0.039 -> 0.203 (cut
+            first, then distil: 0.368 / 0.184; head outputs alone: 0.336 / 0.125). When distilling, the global
+            ranking weighs compute saved more (damage / cost ** 1.5 instead of damage per GFLOP), which lifts the
+            fading numbers to 0.401 / 0.250.
         calibrate_bn: Re-estimate the pruned model's BatchNorm statistics on ``data`` ("adaptive BN"). It lifts
             accuracy before any fine-tuning (shapes set, yolov8n ratio 0.3: mAP50-95 0.026 -> 0.16) but did not help
             after a short fine-tune, and it lowers an unpruned model's accuracy, so it is off by default.
