@@ -32,6 +32,7 @@ from yolo_prune.data.synthetic import make_synthetic_dataset
 from yolo_prune.cli import main
 from yolo_prune.export import ExportVerificationError, export, extras, toolchains, verify
 from yolo_prune.export.matching import Detections, detection_agreement, raw_agreement
+from yolo_prune.export.quantization import HEAD_OUTPUTS, calibration_arrays
 from yolo_prune.export.targets import plan_target, resolve_target
 from yolo_prune.export.toolchains import Toolchains
 
@@ -314,6 +315,23 @@ def test_plans_map_targets_onto_ultralytics_formats():
     assert plan_target("coral", half=False, int8=True, opset=17, tools=gpu).builds[0].compile
     assert not plan_target("coral", half=False, int8=True, opset=17, tools=no_tools).builds[0].compile
     assert plan_target("onnx", half=False, int8=False, opset=17, tools=no_tools).builds[0].options["opset"] == 17
+    # the int8 ONNX: Ultralytics exports fp32 and yolo_prune quantizes it per channel; other int8 stay Ultralytics'
+    [onnx_int8] = plan_target("onnx", half=False, int8=True, opset=17, tools=no_tools).builds
+    assert onnx_int8.quantized_here and onnx_int8.quantize is None
+    litert = plan_target("rpi", half=False, int8=True, opset=17, tools=no_tools).builds[1]
+    assert not litert.quantized_here and litert.quantize == 8
+
+
+def test_int8_calibration_gives_one_input_per_training_image(tmp_path):
+    for split, n in (("train", 6), ("val", 2)):
+        for name in ("a", "b", "c"):
+            folder = tmp_path / split / name
+            folder.mkdir(parents=True)
+            for i in range(n):
+                cv2.imwrite(str(folder / f"{i}.jpg"), np.full((40, 60, 3), 80 * "abc".index(name), np.uint8))
+    arrays = calibration_arrays(tmp_path, 32, "classify", limit=6)
+    assert len(arrays) == 6 and all(a.shape == (1, 3, 32, 32) and a.dtype == np.float32 for a in arrays)
+    assert all(0 <= a.min() and a.max() <= 1 for a in arrays)  # ONNX input: RGB in [0, 1]
 
 
 def test_toolchain_messages_give_exact_commands(tmp_path):
@@ -409,11 +427,19 @@ def test_onnx_target_parity(pruned_pt, shapes_data, precision):
     assert_parity(row, precision)
     assert row.path.parent == pruned_pt.parent  # next to the checkpoint, as `yolo export` writes
     assert sha256(pruned_pt) == digest  # the checkpoint is only read
-    if precision == "fp32":
-        import onnx
+    import onnx
 
-        graph = onnx.load(row.path)
-        assert graph.opset_import[0].version == 17
+    graph = onnx.load(row.path).graph
+    if precision == "fp32":
+        assert onnx.load(row.path).opset_import[0].version == 17
+    if precision == "int8":  # quantized per weight channel, the heads' outputs in float; the fp32 step is gone
+        assert row.path.name == "pruned_int8.onnx" and not (pruned_pt.parent / "pruned.onnx").exists()
+        inits = {i.name: i for i in graph.initializer}
+        weight_scales = [inits[n.input[1]] for n in graph.node if n.op_type == "DequantizeLinear"
+                         and n.input[0] in inits and len(inits[n.input[0]].dims) == 4]  # fmt: skip
+        assert weight_scales and all(len(s.dims) == 1 and s.dims[0] > 1 for s in weight_scales)
+        outputs = [n for n in graph.node if n.op_type == "Conv" and HEAD_OUTPUTS.search(n.name)]
+        assert outputs and all(n.input[1] in inits for n in outputs)  # float weights, no DequantizeLinear before
 
 
 @pytest.mark.slow

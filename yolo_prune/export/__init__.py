@@ -3,14 +3,15 @@ verified against the PyTorch model it came from.
 
 Modules: ``targets`` (what each target exports), ``toolchains`` (Edge TPU compiler, TensorRT), ``extras`` (the
 Python packages each export needs, and the extra that installs them), ``build`` and ``worker`` (the exports, in a
-child process), ``samples`` (verification images), ``matching`` and ``verification`` (the comparison), ``results``
-(the returned rows and the logged table).
+child process), ``quantization`` (int8 ONNX, per channel), ``samples`` (verification images), ``matching`` and
+``verification`` (the comparison), ``results`` (the returned rows and the logged table).
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 from ultralytics.utils import LOGGER
@@ -19,6 +20,7 @@ from ..errors import PruneError
 from .build import Artifact, run_builds
 from .extras import check_installed
 from .options import calibration_data, check_options, checkpoint_file
+from .quantization import quantize_onnx
 from .results import PREFIX, ExportResult, ExportVerificationError, disk_size_mb, log_table
 from .samples import sample_images
 from .targets import ONNX_OPSET, TARGETS, Plan, plan_target, resolve_target
@@ -51,15 +53,17 @@ def export(
       otherwise the result says the TFLite is ready and gives the command that compiles it.
     - ``jetson``: TensorRT engine (fp16, or int8) with an NVIDIA GPU and TensorRT; otherwise the ONNX that
       ``trtexec`` builds the engine from on the Jetson, with the command.
-    - ``onnx``: simplified ONNX at opset 17 (fp16 with ``half``, ONNX Runtime int8 with ``int8``).
+    - ``onnx``: simplified ONNX at opset 17 (fp16 with ``half``; with ``int8``, Ultralytics' fp32 export quantized
+      by ONNX Runtime with one scale per weight channel, calibrated on ``data``'s training images).
 
     Artifacts are written next to the checkpoint under Ultralytics' names (as ``yolo export`` does); the checkpoint
     itself is only read. Each export runs in a child process that never imports yolo_prune, so what it writes any
-    Ultralytics user can write. Verification loads each artifact with ``YOLO(file)``, predicts on sample images
-    (``data``'s validation images, else generated ones) and matches its detections with the PyTorch model's: same
-    class and IoU > 0.7, agreement = F1 of the matches, at least 0.95 for fp32/fp16 and 0.85 for int8. When the
-    PyTorch model detects nothing there (an untrained model), the raw prediction tensors are compared instead and the
-    row says so. A table (format, file, size, agreement, latency on this CPU, result) is logged.
+    Ultralytics user can write (the int8 ONNX is then quantized with ONNX Runtime, which any user can run too).
+    Verification loads each artifact with ``YOLO(file)``, predicts on sample images (``data``'s validation images,
+    else generated ones) and matches its detections with the PyTorch model's: same class and IoU > 0.7, agreement =
+    F1 of the matches, at least 0.95 for fp32/fp16 and 0.85 for int8. When the PyTorch model detects nothing there
+    (an untrained model), the raw prediction tensors are compared instead and the row says so. A table (format, file,
+    size, agreement, latency on this CPU, result) is logged.
 
     Args:
         model: The ``.pt`` checkpoint to export, e.g. the output of ``prune_yolo``.
@@ -108,6 +112,7 @@ def export(
         images, source = sample_images(data_file, imgsz, Path(work))
         artifacts = run_builds(pt, imgsz, plan.builds, data_file, Path(work), images, verbose)
         verifier = Verifier(pt, images, imgsz, conf)
+        artifacts = [_quantized_here(a, data_file, imgsz, verifier.task, verbose) for a in artifacts]
         if verbose and verify:
             LOGGER.info(f"{PREFIX}verifying against {pt.name} on {source}")
         results = [verifier.check(a, target) if verify else _unverified(a, target) for a in artifacts]
@@ -166,6 +171,19 @@ def verify(
     with tempfile.TemporaryDirectory(prefix="yolo_prune_verify_") as work:
         images, _ = sample_images(data_file, imgsz, Path(work))
         return Verifier(pt, images, imgsz, conf).check(Artifact(fmt, "int8" if int8 else "fp32", path), target="")
+
+
+def _quantized_here(artifact: Artifact, data: Path | None, imgsz: int, task: str, verbose: bool) -> Artifact:
+    """An int8 ONNX arrives as Ultralytics' fp32 export (``Build.quantized_here``): quantize it per channel."""
+    if artifact.format != "onnx" or artifact.precision != "int8" or artifact.path is None:
+        return artifact
+    if verbose:
+        LOGGER.info(f"{PREFIX}quantizing {artifact.path.name} to int8 (ONNX Runtime, per channel)...")
+    try:
+        path = quantize_onnx(artifact.path, data, imgsz, task)
+    except Exception as e:  # ONNX Runtime's errors, unreadable calibration images: the row says why
+        return replace(artifact, path=None, error=f"int8 quantization failed: {type(e).__name__}: {e}")
+    return replace(artifact, path=path, note="per-channel int8 (ONNX Runtime), calibrated on training images")
 
 
 def _unverified(artifact: Artifact, target: str) -> ExportResult:

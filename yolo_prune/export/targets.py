@@ -7,7 +7,7 @@
 |        | installed                                                            |                       |                            |
 | jetson | ``engine`` (TensorRT) with a GPU and TensorRT, else ``onnx`` for     | engine fp16 (default) | engine int8                |
 |        | ``trtexec`` on the device                                            |                       |                            |
-| onnx   | ``onnx``, simplified, opset 17                                       | fp16 ONNX             | int8 ONNX (ONNX Runtime)   |
+| onnx   | ``onnx``, simplified, opset 17                                       | fp16 ONNX             | int8 ONNX, per channel     |
 """
 
 from __future__ import annotations
@@ -50,9 +50,14 @@ class Build:
     note: str = ""
 
     @property
+    def quantized_here(self) -> bool:
+        """An int8 ONNX: Ultralytics exports fp32 and yolo_prune quantizes it per channel (``quantization``)."""
+        return self.format == "onnx" and self.precision == "int8"
+
+    @property
     def quantize(self) -> int | None:
         """Ultralytics' ``quantize`` value for this build."""
-        return QUANTIZE[self.precision]
+        return None if self.quantized_here else QUANTIZE[self.precision]
 
 
 @dataclass(frozen=True)
