@@ -15,8 +15,9 @@ def batches(dataset_yaml):
     return calibration_batches(str(dataset_yaml), imgsz=64, images=16)
 
 
-@pytest.mark.parametrize("cfg", FAMILIES)
-@pytest.mark.parametrize("importance", ["taylor", "hessian"])
+@pytest.mark.parametrize(
+    "cfg, importance", [*((cfg, "taylor") for cfg in FAMILIES), ("yolov8n.yaml", "hessian")]
+)  # hessian differs from taylor in the score, not in how gradients pass each family's blocks
 def test_data_driven_importance_gives_a_stock_model(cfg, importance, batches):
     base = tiny_detector(cfg)
     pruned = prune_detection_model(base, PruneOptions(0.3, importance=importance, calibration=batches))

@@ -60,7 +60,7 @@ def test_channel_map_names_the_source_channel_of_every_kept_channel(cfg):
     assert all(torch.equal(v, plain[k]) for k, v in pruned.state_dict().items())  # the tags leave no trace
 
 
-@pytest.mark.parametrize("cfg", FAMILIES)
+@pytest.mark.parametrize("cfg", ["yolov8n.yaml", "yolo26n.yaml"])  # C2f / Detect and C3k2, C2PSA / Detect26
 def test_reconstruction_brings_the_outputs_back_towards_the_source(cfg, images):
     source = trained_looking(cfg)
     pruned, kept = prune_with_channel_map(source, PruneOptions(0.3, imgsz=64))

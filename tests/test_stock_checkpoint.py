@@ -71,10 +71,16 @@ def test_stock_train_val_export_keep_pruned_tensors(cfg, dataset_yaml, tmp_path)
     prune_yolo(tiny_detector(cfg), ratio=0.3, save=pruned_pt, verbose=False)
     before, _ = load_params(pruned_pt)
 
-    log = stock_yolo(
-        "train", f"model={pruned_pt}", f"data={dataset_yaml}", "epochs=1", "imgsz=64", "batch=8", "workers=0",
-        "optimizer=SGD", "lr0=0", "warmup_epochs=0", "weight_decay=0", "device=cpu", "amp=False", "plots=False",
-        f"project={tmp_path}", "name=train", "exist_ok=True", "val=True", cwd=tmp_path,
+    last = tmp_path / "train" / "weights" / "last.pt"
+    common = ["imgsz=64", "batch=8", "workers=0", "plots=False", f"project={tmp_path}", "exist_ok=True"]
+    log = stock_session(
+        ["train", f"model={pruned_pt}", f"data={dataset_yaml}", "epochs=1", "optimizer=SGD", "lr0=0",
+         "warmup_epochs=0", "weight_decay=0", "device=cpu", "amp=False", "name=train", "val=True", *common],
+        ["val", f"model={last}", f"data={dataset_yaml}", "name=val", *common],
+        ["export", f"model={last}", "format=onnx", "imgsz=64"],
+        ["predict", f"model={last}", f"source={dataset_yaml.parent / 'images' / 'val'}", "name=predict", "save=False",
+         *common],
+        cwd=tmp_path,
     )  # fmt: skip
     transferred = re.search(r"Transferred (\d+)/(\d+) items", log)
     assert transferred and transferred[1] == transferred[2], log[-2000:]
@@ -86,14 +92,7 @@ def test_stock_train_val_export_keep_pruned_tensors(cfg, dataset_yaml, tmp_path)
             assert after[key].shape == before[key].shape, key
             assert torch.allclose(after[key], before[key], atol=1e-3), key
         assert "scales" not in model.yaml
-
-    last = tmp_path / "train" / "weights" / "last.pt"
-    stock_yolo("val", f"model={last}", f"data={dataset_yaml}", "imgsz=64", "batch=8", "workers=0", "plots=False",
-               f"project={tmp_path}", "name=val", "exist_ok=True", cwd=tmp_path)  # fmt: skip
-    stock_yolo("export", f"model={last}", "format=onnx", "imgsz=64", cwd=tmp_path)
     assert last.with_suffix(".onnx").stat().st_size > 0
-    stock_yolo("predict", f"model={last}", f"source={dataset_yaml.parent / 'images' / 'val'}", "imgsz=64",
-               f"project={tmp_path}", "name=predict", "exist_ok=True", "save=False", cwd=tmp_path)  # fmt: skip
 
 
 @pytest.mark.slow
