@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import copy
 import os
+import re
 import time
 from dataclasses import replace
 
@@ -55,6 +56,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--only", default="", help="yaml layers FIRST-LAST the prune may cut (the others stay whole)")
     p.add_argument("--batch", type=int, default=0, help="images per optimizer step (0: the calibration batch)")
     p.add_argument("--fade", type=float, default=0.0, help="fade share of the steps (0: cut first, then distil)")
+    p.add_argument("--mimic", default="", help="regex: only blocks whose BatchNorm name matches mimic the teacher")
     p.add_argument("--cap", type=float, default=widths.MAX_GROUP_RATIO, help="most of a slot the ranking removes")
     return p.parse_args()
 
@@ -77,7 +79,8 @@ def faded(source, args: argparse.Namespace, images):
         kept = _restricted(kept, source, args.only)
     student = copy.deepcopy(source)
     with fading.ChannelFade(student, kept, share=args.fade) as fade:
-        distillation.distill(student, source, images, args.epochs, lr=args.lr, kept=kept,
+        mimicked = {k: v for k, v in kept.items() if re.search(args.mimic, k)}
+        distillation.distill(student, source, images, args.epochs, lr=args.lr, kept=mimicked,
                              feature_weight=args.feature_weight, verbose=False, fade=fade)
     return fading.cut_faded(student, kept)[0]
 

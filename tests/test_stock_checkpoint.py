@@ -72,10 +72,10 @@ def test_stock_train_val_export_keep_pruned_tensors(cfg, dataset_yaml, tmp_path)
     before, _ = load_params(pruned_pt)
 
     last = tmp_path / "train" / "weights" / "last.pt"
-    common = ["imgsz=64", "batch=8", "workers=0", "plots=False", f"project={tmp_path}", "exist_ok=True"]
+    common = ["imgsz=64", "batch=8", "workers=0", "device=cpu", "plots=False", f"project={tmp_path}", "exist_ok=True"]
     log = stock_session(
         ["train", f"model={pruned_pt}", f"data={dataset_yaml}", "epochs=1", "optimizer=SGD", "lr0=0",
-         "warmup_epochs=0", "weight_decay=0", "device=cpu", "amp=False", "name=train", "val=True", *common],
+         "warmup_epochs=0", "weight_decay=0", "amp=False", "name=train", "val=True", *common],
         ["val", f"model={last}", f"data={dataset_yaml}", "name=val", *common],
         ["export", f"model={last}", "format=onnx", "imgsz=64"],
         ["predict", f"model={last}", f"source={dataset_yaml.parent / 'images' / 'val'}", "name=predict", "save=False",

@@ -5,11 +5,11 @@ ranges. A pruned layer keeps channels of very different ranges, and one scale pe
 yolo-prune therefore exports the fp32 ONNX with Ultralytics and quantizes it here: the same weighted operators (the
 head's decode stays float, as in Ultralytics), one scale per output channel, activation ranges from ONNX Runtime's
 percentile calibration on augmented training images of ``data`` (verification compares on the validation images),
-and the head's output layers in float, as Ultralytics' TensorRT int8 export keeps them. Agreement with PyTorch (BENCHMARKS.md,
-"Export parity per task"), Ultralytics' int8 -> this: pose keypoints 0.774 -> 0.875, classify top-1 0.750 -> 0.875,
-OBB 0.900 -> 0.900, segment masks 0.955 -> 1.000, the real COCO yolov8n (data-free 1.25 prune, 320 px) 0.917 ->
-0.923. Per channel with min-max ranges fails pose (0.839); percentile ranges without the float outputs lose the
-real detector (0.880).
+and the heads' output layers in float, as Ultralytics' TensorRT int8 export keeps them. Agreement with PyTorch
+(BENCHMARKS.md, "Export parity per task"), Ultralytics' int8 -> this: pose keypoints 0.774 -> 0.875, classify top-1
+0.750 -> 0.875, OBB 0.900 -> 0.900, segment masks 0.955 -> 1.000, the real COCO yolov8n (data-free 1.25 prune,
+320 px) 0.917 -> 0.923. Per channel with min-max ranges fails pose (0.839); percentile ranges without the float
+outputs lose the real detector (0.880).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def quantize_onnx(fp32: Path, data: Path, imgsz: int, task: str) -> Path:
         fp32: The fp32 ONNX file written by Ultralytics' exporter.
         data: Dataset yaml (or classification folder) whose training images calibrate the activation ranges.
         imgsz: The export image size.
-        task: The model's task; classification images are preprocessed as Ultralytics' classifier does.
+        task: The model's task (classification reads class folders with its own augmentation).
 
     Returns:
         The int8 ONNX file.
