@@ -429,9 +429,10 @@ def test_onnx_target_parity(pruned_pt, shapes_data, precision):
     assert sha256(pruned_pt) == digest  # the checkpoint is only read
     import onnx
 
-    graph = onnx.load(row.path).graph
+    exported = onnx.load(row.path)
+    graph = exported.graph
     if precision == "fp32":
-        assert onnx.load(row.path).opset_import[0].version == 17
+        assert exported.opset_import[0].version == 17
     if precision == "int8":  # quantized per weight channel, the heads' outputs in float; the fp32 step is gone
         assert row.path.name == "pruned_int8.onnx" and not (pruned_pt.parent / "pruned.onnx").exists()
         inits = {i.name: i for i in graph.initializer}
