@@ -8,7 +8,8 @@ distil steps (each pruning the distilled model of the step before; the features 
 that share of the steps, then removes them (``recovery.fading``, the library default with ``SHARE`` 0.5); ``--cap``
 limits the share of any slot's channels the global ranking removes and ``--cost-exponent`` how strongly it prefers
 cheap channels (damage / cost ** E); ``--only FIRST-LAST`` cuts only those yaml layers (as the ranking chose them;
-the rest stays whole) and ``--batch`` sets the images per optimizer step. Run from the repository root with
+the rest stays whole), ``--batch`` sets the images per optimizer step and ``--mimic REGEX`` lets only the blocks
+whose BatchNorm names match mimic the teacher. Run from the repository root with
 ``../shared`` (see REAL_DATA.md there):
 
     YOLO_OFFLINE=1 .venv/bin/python benchmarks/real_distillation.py --speed-up 1.5 --feature-weight 0   # head only
@@ -79,10 +80,14 @@ def faded(source, args: argparse.Namespace, images):
         kept = _restricted(kept, source, args.only)
     student = copy.deepcopy(source)
     with fading.ChannelFade(student, kept, share=args.fade) as fade:
-        mimicked = {k: v for k, v in kept.items() if re.search(args.mimic, k)}
-        distillation.distill(student, source, images, args.epochs, lr=args.lr, kept=mimicked,
+        distillation.distill(student, source, images, args.epochs, lr=args.lr, kept=_mimicked(kept, args.mimic),
                              feature_weight=args.feature_weight, verbose=False, fade=fade)
     return fading.cut_faded(student, kept)[0]
+
+
+def _mimicked(kept: dict, pattern: str) -> dict:
+    """The part of ``kept`` whose BatchNorm names match ``pattern``: only those blocks mimic the teacher."""
+    return {name: channels for name, channels in kept.items() if re.search(pattern, name)}
 
 
 def _restricted(kept: dict, source, layers: str) -> dict:
@@ -121,7 +126,7 @@ def main() -> None:
     for step in range(args.steps):
         model, step_kept = prune_step(model, (1 / args.speed_up) ** (1 / args.steps), args.cost_exponent)
         kept = step_kept if kept is None else {name: kept[name][step_kept[name]] for name in step_kept}
-        distillation.distill(model, source, images, args.epochs, lr=args.lr, kept=kept,
+        distillation.distill(model, source, images, args.epochs, lr=args.lr, kept=_mimicked(kept, args.mimic),
                              feature_weight=args.feature_weight, verbose=False)
         score = evaluate(model, args.model, args.data)
         print(f"step {step + 1}/{args.steps}: mAP50-95 {score:.3f} ({time.perf_counter() - start:.0f} s)", flush=True)

@@ -23,7 +23,7 @@ from .options import calibration_data, check_options, checkpoint_file
 from .quantization import quantize_onnx
 from .results import PREFIX, ExportResult, ExportVerificationError, disk_size_mb, log_table
 from .samples import sample_images
-from .targets import ONNX_OPSET, TARGETS, Plan, plan_target, resolve_target
+from .targets import ONNX_OPSET, TARGETS, Plan, plan_target, quantized_here, resolve_target
 from .toolchains import Toolchains, coral_supported_here, edgetpu_instructions, tensorrt_instructions
 from .verification import Verifier
 
@@ -175,7 +175,7 @@ def verify(
 
 def _quantized_here(artifact: Artifact, data: Path | None, imgsz: int, task: str, verbose: bool) -> Artifact:
     """An int8 ONNX arrives as Ultralytics' fp32 export (``Build.quantized_here``): quantize it per channel."""
-    if artifact.format != "onnx" or artifact.precision != "int8" or artifact.path is None:
+    if not quantized_here(artifact.format, artifact.precision) or artifact.path is None:
         return artifact
     if verbose:
         LOGGER.info(f"{PREFIX}quantizing {artifact.path.name} to int8 (ONNX Runtime, per channel)...")

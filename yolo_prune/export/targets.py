@@ -31,6 +31,11 @@ ONNX_OPSET = 17
 QUANTIZE = {"fp32": None, "fp16": 16, "int8": 8}  # Ultralytics' ``quantize`` argument for each precision
 
 
+def quantized_here(fmt: str, precision: Precision) -> bool:
+    """Whether yolo_prune quantizes this format and precision itself (the int8 ONNX) after Ultralytics' fp32 export."""
+    return fmt == "onnx" and precision == "int8"
+
+
 @dataclass(frozen=True)
 class Build:
     """One Ultralytics export to run.
@@ -52,7 +57,7 @@ class Build:
     @property
     def quantized_here(self) -> bool:
         """An int8 ONNX: Ultralytics exports fp32 and yolo_prune quantizes it per channel (``quantization``)."""
-        return self.format == "onnx" and self.precision == "int8"
+        return quantized_here(self.format, self.precision)
 
     @property
     def quantize(self) -> int | None:
