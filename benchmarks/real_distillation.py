@@ -6,11 +6,13 @@ and measures mAP50-95 at 640 px on the measuring split. ``--steps N`` instead re
 distil steps (each pruning the distilled model of the step before; the features always mimic the unpruned model).
 ``--fade SHARE`` distils the full-width model while the channels the prune drops fade into their expectation over
 that share of the steps, then removes them (``recovery.fading``, the library default with ``SHARE`` 0.5); ``--cap``
-limits the share of any slot's channels the global ranking removes and ``--cost-exponent`` how strongly it prefers
-cheap channels (damage / cost ** E); ``--only FIRST-LAST`` cuts only those yaml layers (as the ranking chose them;
-the rest stays whole), ``--batch`` sets the images per optimizer step and ``--mimic REGEX`` lets only the blocks
-whose BatchNorm names match mimic the teacher. Run from the repository root with
-``../shared`` (see REAL_DATA.md there):
+limits the share of any slot's channels the global ranking removes, ``--cost-exponent`` how strongly it prefers
+cheap channels (damage / cost ** E) and ``--protected-stride S`` keeps the layers whose output stride is below S whole
+(the library's distilled default: 8, the stem); ``--mixup P`` blends images as Ultralytics' mixup and
+``--label-weight W`` adds Ultralytics' detection loss on the calibration images' labels; ``--only FIRST-LAST`` cuts
+only those yaml layers (as the ranking chose them; the rest stays whole), ``--batch`` sets the images per optimizer
+step and ``--mimic REGEX`` lets only the blocks whose BatchNorm names match mimic the teacher. Run from the
+repository root with ``../shared`` (see REAL_DATA.md there):
 
     YOLO_OFFLINE=1 .venv/bin/python benchmarks/real_distillation.py --speed-up 1.5 --feature-weight 0   # head only
     YOLO_OFFLINE=1 .venv/bin/python benchmarks/real_distillation.py --speed-up 1.5                      # defaults
@@ -51,6 +53,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--imgsz", type=int, default=320, help="distillation image size")
     p.add_argument("--feature-weight", type=float, default=distillation.FEATURE_WEIGHT, help="0: head outputs only")
     p.add_argument("--mosaic", type=float, default=distillation.MOSAIC)
+    p.add_argument("--mixup", type=float, default=0.0)
+    p.add_argument("--label-weight", type=float, default=0.0, help="weight of Ultralytics' loss on the labels")
     p.add_argument("--lr", type=float, default=distillation.LEARNING_RATE)
     p.add_argument("--steps", type=int, default=1)
     p.add_argument("--cost-exponent", type=float, default=1.0, help="ranking: damage / cost ** this")
@@ -59,29 +63,32 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--fade", type=float, default=0.0, help="fade share of the steps (0: cut first, then distil)")
     p.add_argument("--mimic", default="", help="regex: only blocks whose BatchNorm name matches mimic the teacher")
     p.add_argument("--cap", type=float, default=widths.MAX_GROUP_RATIO, help="most of a slot the ranking removes")
+    p.add_argument("--protected-stride", type=int, default=0, help="layers whose output stride is below this stay whole")
     return p.parse_args()
 
 
-def _options(gflops_fraction: float, cost_exponent: float = 1.0) -> PruneOptions:
-    options = PruneOptions(0.3, "damage", global_pruning=True, cost_exponent=cost_exponent)
+def _options(gflops_fraction: float, cost_exponent: float = 1.0, protected_stride: int = 0) -> PruneOptions:
+    options = PruneOptions(0.3, "damage", global_pruning=True, cost_exponent=cost_exponent,
+                           protected_stride=protected_stride)
     return replace(options, gflops_fraction=gflops_fraction)
 
 
-def prune_step(model, gflops_fraction: float, cost_exponent: float):
-    pruned, kept = prune_with_channel_map(model, _options(gflops_fraction, cost_exponent))
+def prune_step(model, gflops_fraction: float, cost_exponent: float, protected_stride: int = 0):
+    pruned, kept = prune_with_channel_map(model, _options(gflops_fraction, cost_exponent, protected_stride))
     compensate_removed_channels(pruned, model, kept)
     return pruned, kept
 
 
 def faded(source, args: argparse.Namespace, images):
     """Distil a full-width copy while the doomed channels fade over ``args.fade`` of the steps, then prune them."""
-    _, kept = prune_with_channel_map(source, _options(1 / args.speed_up, args.cost_exponent))
+    _, kept = prune_with_channel_map(source, _options(1 / args.speed_up, args.cost_exponent, args.protected_stride))
     if args.only:
         kept = _restricted(kept, source, args.only)
     student = copy.deepcopy(source)
     with fading.ChannelFade(student, kept, share=args.fade) as fade:
         distillation.distill(student, source, images, args.epochs, lr=args.lr, kept=_mimicked(kept, args.mimic),
-                             feature_weight=args.feature_weight, verbose=False, fade=fade)
+                             feature_weight=args.feature_weight, verbose=False, fade=fade,
+                             label_weight=args.label_weight)
     return fading.cut_faded(student, kept)[0]
 
 
@@ -113,7 +120,7 @@ def main() -> None:
     widths.MAX_GROUP_RATIO = args.cap
     source = YOLO(args.model).model.float().eval()
     images = lambda epoch: calibration_batches(args.data, args.imgsz, distillation.IMAGES, seed=epoch,  # noqa: E731
-                                               mosaic=args.mosaic)
+                                               mosaic=args.mosaic, mixup=args.mixup)
     if args.batch:
         images = _rebatched(images, args.batch)
     start, model, kept = time.perf_counter(), source, None
@@ -124,7 +131,8 @@ def main() -> None:
               flush=True)
         return
     for step in range(args.steps):
-        model, step_kept = prune_step(model, (1 / args.speed_up) ** (1 / args.steps), args.cost_exponent)
+        model, step_kept = prune_step(model, (1 / args.speed_up) ** (1 / args.steps), args.cost_exponent,
+                                      args.protected_stride)
         kept = step_kept if kept is None else {name: kept[name][step_kept[name]] for name in step_kept}
         distillation.distill(model, source, images, args.epochs, lr=args.lr, kept=_mimicked(kept, args.mimic),
                              feature_weight=args.feature_weight, verbose=False)

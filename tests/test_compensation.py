@@ -203,9 +203,33 @@ def test_feature_loss_is_zero_against_itself():
 
 @pytest.mark.parametrize("cfg", FAMILIES)
 def test_data_turns_distillation_on_and_stays_stock(cfg, dataset_yaml, tmp_path):
-    model = prune_yolo(tiny_detector(cfg), speed_up=1.5, imgsz=64, data=str(dataset_yaml), save=tmp_path / "p.pt",
+    source = tiny_detector(cfg)
+    model = prune_yolo(source, speed_up=1.5, imgsz=64, data=str(dataset_yaml), save=tmp_path / "p.pt",
                        verbose=False)  # feature mimicking through every family's blocks (C2f, C3k2, C2PSA, Detect26)
     assert model.ckpt["yolo_prune"]["distilled"] is True
+    stem_names = ("model.0.", "model.1.", "model.2.")
+    stem = lambda m: {n: b.num_features for n, b in batchnorms(m).items() if n.startswith(stem_names)}  # noqa: E731
+    assert stem(model.model) == stem(source)  # a distilled prune keeps the stem (output stride below 8) whole
     assert_stock_rebuild_keeps_every_tensor(model.model)
     plain = prune_yolo(tiny_detector(), speed_up=1.5, imgsz=64, data=str(dataset_yaml), distill=False, verbose=False)
     assert plain.ckpt["yolo_prune"]["distilled"] is False
+
+
+def test_distillation_adds_the_detection_loss_on_labels_when_asked(dataset_yaml):
+    from yolo_prune.recovery.calibration import calibration_batches
+    from yolo_prune.recovery.distillation import distill
+
+    source = tiny_detector("yolov8n.yaml")
+    batches = calibration_batches(str(dataset_yaml), 64, images=8)
+    losses = {w: distill(copy.deepcopy(source), source, lambda e: batches, epochs=1, lr=0.0, label_weight=w,
+                         verbose=False)[0] for w in (0.0, 1.0)}
+    assert losses[1.0] > losses[0.0] + 0.1  # + Ultralytics' box, class and DFL loss on the labels
+
+
+def test_calibration_mixup_blends_other_images_in(dataset_yaml):
+    from yolo_prune.recovery.calibration import calibration_batches
+
+    plain, mixed = (calibration_batches(str(dataset_yaml), 64, images=8, mixup=p)[0] for p in (0.0, 1.0))
+    assert plain["img"].shape == mixed["img"].shape
+    assert not torch.equal(plain["img"], mixed["img"])
+    assert len(mixed["cls"]) > len(plain["cls"])  # the blended-in image's labels come along

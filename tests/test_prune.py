@@ -210,3 +210,23 @@ def test_global_ranking_cost_exponent_leans_towards_the_costly_slot():
     leaning = global_widths(original, groups, 0.25, 1, cost_exponent=2.0)
     assert by_score == {cheap: 8, costly: 16} and leaning == {cheap: 16, costly: 8}
     assert leaning[costly] <= per_gflop[costly] <= by_score[costly] and sum(per_gflop.values()) == 24
+
+
+@pytest.mark.parametrize("cfg", FAMILIES)
+def test_protected_stride_keeps_the_stem_whole_and_still_reaches_the_target(cfg):
+    from dataclasses import replace
+
+    from yolo_prune.pruning.architecture import layer_strides
+    from yolo_prune.pruning.channel_map import batchnorms
+    from yolo_prune.pruning.core import prune_with_channel_map
+
+    source = tiny_detector(cfg)
+    strides = layer_strides(source)
+    assert [strides[i] for i in range(4)] == [2, 4, 4, 8]  # every family: two stride-2 convs, a block, then P3
+    options = PruneOptions(0.3, "damage", global_pruning=True, protected_stride=8, cost_exponent=1.5)
+    pruned, kept = prune_with_channel_map(source, replace(options, gflops_fraction=0.5))
+    widths = {name: norm.num_features for name, norm in batchnorms(source).items()}
+    layer = lambda name: int(name.split(".")[1])  # noqa: E731  ("model.<layer>. ...")
+    assert all(len(c) == widths[n] for n, c in kept.items() if strides.get(layer(n), 8) < 8)
+    assert any(len(c) < widths[n] for n, c in kept.items() if strides.get(layer(n), 0) >= 8)
+    assert get_flops(pruned, 640) / get_flops(source, 640) == pytest.approx(0.5, rel=0.03)

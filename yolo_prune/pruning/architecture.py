@@ -22,6 +22,7 @@ import copy
 import math
 from dataclasses import dataclass
 
+import torch
 from torch import nn
 from ultralytics.nn.modules import C2f, C2PSA, C3k2, Concat, Conv, DWConv, SPPF
 from ultralytics.nn import modules as ultralytics_modules
@@ -133,6 +134,31 @@ def current_widths(model: BaseModel) -> dict[Slot, int]:
             if isinstance(layer, C2f) and not has_attention(layer):
                 widths[Slot(i, "hidden")] = layer.cv2.conv.in_channels // (2 + len(layer.m))
     return widths
+
+
+def output_shapes(model: BaseModel, modules: list[nn.Module], imgsz: int = 64) -> dict[nn.Module, torch.Size]:
+    """Shape of each of ``modules``' outputs (those that are one tensor) when ``model`` runs, in eval mode, on one
+    empty ``imgsz`` image."""
+    shapes: dict[nn.Module, torch.Size] = {}
+
+    def record(module: nn.Module, args, output) -> None:
+        if isinstance(output, torch.Tensor):
+            shapes[module] = output.shape
+
+    handles = [module.register_forward_hook(record) for module in modules]
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, model.yaml.get("channels", 3), imgsz, imgsz))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return shapes
+
+
+def layer_strides(model: BaseModel, imgsz: int = 64) -> dict[int, int]:
+    """Output stride (input pixels per output cell) of every yaml layer whose output is one feature map."""
+    shapes = output_shapes(model, list(model.model), imgsz)
+    return {i: max(1, round(imgsz / shapes[m][-1])) for i, m in enumerate(model.model) if len(shapes.get(m, ())) == 4}
 
 
 def expansion(hidden: int, c2: int) -> float:

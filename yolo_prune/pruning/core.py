@@ -13,7 +13,15 @@ from ultralytics.nn.tasks import DetectionModel
 from ultralytics.utils.torch_utils import get_flops
 
 from ..recovery.calibration import accumulate_gradients
-from .architecture import Slot, build_from_yaml, check_supported, current_widths, pruned_yaml, resize_cls_branches
+from .architecture import (
+    Slot,
+    build_from_yaml,
+    check_supported,
+    current_widths,
+    layer_strides,
+    pruned_yaml,
+    resize_cls_branches,
+)
 from .channel_map import read_channel_tags, tag_channels
 from .groups import ChannelGroup, build_graph, collect_groups
 from .heads import task_of
@@ -43,6 +51,7 @@ class PruneOptions:
     layer_ratios: dict[int, float] | None = None
     calibration: list[dict] | None = None  # batches for data-driven importance (taylor, hessian, fisher)
     cost_exponent: float = 1.0  # global ranking: score / cost ** cost_exponent (``widths.global_widths``)
+    protected_stride: int = 0  # global ranking: layers whose output stride is below this keep every channel
 
 
 @dataclass
@@ -55,6 +64,7 @@ class Analysis:
     groups: list[ChannelGroup]
     yaml_slots: dict[Slot, int]
     original: dict[Slot, int]
+    strides: dict[int, int]  # yaml layer -> output stride
 
 
 @dataclass
@@ -116,12 +126,12 @@ def analyse(source: DetectionModel, importance: str, calibration: list[dict] | N
     graph = build_graph(work)
     groups = collect_groups(work, graph, scorer, set(yaml_slots))
     original = {**_prunable(yaml_slots, groups), **_head_widths(groups)}
-    return Analysis(source, work, graph, groups, yaml_slots, original)
+    return Analysis(source, work, graph, groups, yaml_slots, original, layer_strides(work))
 
 
 def make_plan(analysis: Analysis, options: PruneOptions, ratio: float) -> Plan:
     """Decide every width for ``ratio`` and build the stock architecture they describe."""
-    return plan_for_widths(analysis, options, _decide(analysis.original, analysis.groups, options, ratio))
+    return plan_for_widths(analysis, options, _decide(analysis, options, ratio))
 
 
 def plan_for_widths(analysis: Analysis, options: PruneOptions, widths: dict[Slot, int]) -> Plan:
@@ -139,7 +149,7 @@ def search_plan(analysis: Analysis, options: PruneOptions) -> Plan:
     base = get_flops(analysis.source, options.imgsz)
 
     def widths_at(ratio: float) -> dict[Slot, int]:
-        return _decide(analysis.original, analysis.groups, options, ratio)
+        return _decide(analysis, options, ratio)
 
     def evaluate(widths: dict[Slot, int]) -> tuple[float, Plan]:
         plan = plan_for_widths(analysis, options, widths)
@@ -209,12 +219,15 @@ def _head_widths(groups: list[ChannelGroup]) -> dict[Slot, int]:
     return {g.slot: g.size for g in groups if g.slot is not None and g.slot.kind not in ("c2", "hidden")}
 
 
-def _decide(
-    original: dict[Slot, int], groups: list[ChannelGroup], options: PruneOptions, ratio: float
-) -> dict[Slot, int]:
-    if options.global_pruning:
-        return global_widths(original, groups, ratio, options.round_to, options.cost_exponent)
-    return uniform_widths(original, ratio, options.round_to, options.layer_ratios)
+def _decide(analysis: Analysis, options: PruneOptions, ratio: float) -> dict[Slot, int]:
+    """Widths for ``ratio``: uniform per slot, or ranked globally over every slot not protected by its stride."""
+    original = analysis.original
+    if not options.global_pruning:
+        return uniform_widths(original, ratio, options.round_to, options.layer_ratios)
+    stride = lambda slot: analysis.strides.get(slot.layer, options.protected_stride)  # noqa: E731  (heads: none)
+    protected = {s: w for s, w in original.items() if stride(s) < options.protected_stride}
+    ranked = {s: w for s, w in original.items() if s not in protected}
+    return {**global_widths(ranked, analysis.groups, ratio, options.round_to, options.cost_exponent), **protected}
 
 
 def _keep_cls_branch_transplantable(widths: dict[Slot, int], target: DetectionModel, round_to: int) -> None:

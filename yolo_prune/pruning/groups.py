@@ -11,7 +11,7 @@ from torch import nn
 from ultralytics.nn.modules import C2PSA
 from ultralytics.nn.modules.block import PSABlock
 
-from .architecture import Slot
+from .architecture import Slot, output_shapes
 from .heads import PROTO_SLOT, fixed_outputs, proto_slot_layer, traced_forward
 from .importance import score_group
 
@@ -113,19 +113,8 @@ def collect_groups(
 
 def output_pixels(model: nn.Module, imgsz: int = 64) -> dict[nn.Conv2d, int]:
     """Output positions of every convolution of ``model`` for one ``imgsz`` image (costs scale alike at any size)."""
-    pixels: dict[nn.Conv2d, int] = {}
-    handles = [
-        m.register_forward_hook(lambda m, i, o: pixels.__setitem__(m, o.shape[-1] * o.shape[-2]))
-        for m in model.modules()
-        if isinstance(m, nn.Conv2d)
-    ]
-    try:
-        with torch.no_grad():
-            model.eval()(torch.zeros(1, model.yaml.get("channels", 3), imgsz, imgsz))
-    finally:
-        for handle in handles:
-            handle.remove()
-    return pixels
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    return {conv: shape[-1] * shape[-2] for conv, shape in output_shapes(model, convs, imgsz).items()}
 
 
 def channel_cost(group: tp.Group, pixels: dict[nn.Conv2d, int]) -> float:

@@ -22,7 +22,13 @@ CALIBRATION_BATCH = 8
 
 
 def calibration_batches(
-    data: str, imgsz: int, images: int = CALIBRATION_IMAGES, seed: int = 0, mosaic: float = 0.0, task: str = "detect"
+    data: str,
+    imgsz: int,
+    images: int = CALIBRATION_IMAGES,
+    seed: int = 0,
+    mosaic: float = 0.0,
+    task: str = "detect",
+    mixup: float = 0.0,
 ) -> list[dict]:
     """Load the first ``images`` training images of ``data`` as Ultralytics training batches (mosaic off by default).
 
@@ -40,6 +46,7 @@ def calibration_batches(
         task: The model's task (``detect``, ``segment``, ``pose``, ``obb``, ``classify``): which labels are read with
             the images (masks, keypoints, rotated boxes, the class), for the losses that need them. Classification
             takes images spread evenly over the (class-sorted) folders and has no mosaic.
+        mixup: Probability of Ultralytics' mixup (two images blended), as the ``mixup`` train argument.
 
     Returns:
         Batches with images scaled to [0, 1].
@@ -56,7 +63,7 @@ def calibration_batches(
         info = check_det_dataset(str(data), autodownload=False)
     except Exception as e:  # Ultralytics raises several types for a missing or malformed dataset
         raise PruneError(f"Could not read dataset '{data}' for calibration: {e}") from e
-    cfg = get_cfg(overrides={"imgsz": imgsz, "task": task, "mosaic": mosaic, "mixup": 0.0, "cutmix": 0.0})
+    cfg = get_cfg(overrides={"imgsz": imgsz, "task": task, "mosaic": mosaic, "mixup": mixup, "cutmix": 0.0})
     with seeded_random(seed):
         try:
             dataset = build_yolo_dataset(cfg, info["train"], CALIBRATION_BATCH, info, mode="train", rect=False)
