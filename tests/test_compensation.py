@@ -221,9 +221,12 @@ def test_distillation_adds_the_detection_loss_on_labels_when_asked(dataset_yaml)
 
     source = tiny_detector("yolov8n.yaml")
     batches = calibration_batches(str(dataset_yaml), 64, images=8)
-    losses = {w: distill(copy.deepcopy(source), source, lambda e: batches, epochs=1, lr=0.0, label_weight=w,
-                         verbose=False)[0] for w in (0.0, 1.0)}
+    students = {w: copy.deepcopy(source) for w in (0.0, 1.0)}
+    losses = {w: distill(s, source, lambda e: batches, epochs=1, lr=0.0, label_weight=w, verbose=False)[0]
+              for w, s in students.items()}
     assert losses[1.0] > losses[0.0] + 0.1  # + Ultralytics' box, class and DFL loss on the labels
+    state = lambda m: (getattr(m, "args", None), getattr(m, "criterion", None))  # noqa: E731
+    assert state(students[1.0]) == state(source)  # the loss's settings are not left in the model
 
 
 def test_calibration_mixup_blends_other_images_in(dataset_yaml):

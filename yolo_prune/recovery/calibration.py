@@ -136,6 +136,25 @@ def single_samples(batch: dict) -> list[dict]:
     return samples
 
 
+_ABSENT = object()
+
+
+@contextmanager
+def ultralytics_loss(model: nn.Module) -> Iterator[None]:
+    """Inside the block ``model.loss(batch)`` is Ultralytics' own task loss with its default hyperparameters; the
+    model's own ``args`` and ``criterion`` (or their absence) are restored after, so nothing of it is saved."""
+    saved = {name: getattr(model, name, _ABSENT) for name in ("args", "criterion")}
+    model.args, model.criterion = get_cfg(), None
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is _ABSENT:
+                delattr(model, name)
+            else:
+                setattr(model, name, value)
+
+
 def accumulate_gradients(model: nn.Module, batches: list[dict], squared: bool) -> None:
     """Leave in every ``param.grad`` the summed loss gradient (Taylor) or mean squared per-image gradient (Hessian).
 
@@ -146,8 +165,6 @@ def accumulate_gradients(model: nn.Module, batches: list[dict], squared: bool) -
         batches: Calibration batches.
         squared: Accumulate squared per-image gradients (diagonal Fisher approximation of the Hessian).
     """
-    model.args = get_cfg()
-    model.criterion = None
     for p in model.parameters():  # checkpoints store frozen parameters; the loss must reach every weight
         p.requires_grad_(True)
     model.train()
@@ -157,12 +174,13 @@ def accumulate_gradients(model: nn.Module, batches: list[dict], squared: bool) -
     params = [p for p in model.parameters() if p.requires_grad]
     totals = [torch.zeros_like(p) for p in params]
     samples = [s for b in batches for s in single_samples(b)] if squared else batches
-    for sample in samples:
-        model.zero_grad()
-        model.loss(sample)[0].sum().backward()
-        for total, p in zip(totals, params):
-            if p.grad is not None:
-                total += p.grad.pow(2) if squared else p.grad
+    with ultralytics_loss(model):
+        for sample in samples:
+            model.zero_grad()
+            model.loss(sample)[0].sum().backward()
+            for total, p in zip(totals, params):
+                if p.grad is not None:
+                    total += p.grad.pow(2) if squared else p.grad
     for total, p in zip(totals, params):
         p.grad = total / len(samples) if squared else total
     model.eval()

@@ -14,6 +14,7 @@ distils the full-width model while the pruned channels fade out (``fading``).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -21,9 +22,10 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 from torch import nn
-from ultralytics.cfg import get_cfg
 from ultralytics.nn.modules import Conv
 from ultralytics.utils import TQDM
+
+from .calibration import calibration_batches, ultralytics_loss
 
 if TYPE_CHECKING:
     from .fading import ChannelFade
@@ -194,11 +196,10 @@ def distill(
     schedule = _one_cycle(optimizer, lr, steps)
     reg_max = getattr(student.model[-1], "reg_max", 16)
     blocks = mimicked_blocks(student, kept) if kept and feature_weight else []
-    if label_weight:
-        student.args, student.criterion = get_cfg(), None
     losses = []
     bar = TQDM(range(epochs), desc="distill", disable=not verbose)
-    with FeatureTaps(student, blocks) as student_taps, FeatureTaps(teacher, blocks) as teacher_taps:
+    labels = ultralytics_loss(student) if label_weight else contextlib.nullcontext()
+    with FeatureTaps(student, blocks) as student_taps, FeatureTaps(teacher, blocks) as teacher_taps, labels:
         for epoch in bar:
             batches = first if epoch == 0 else batches_for_epoch(epoch)
             total = 0.0
@@ -274,8 +275,6 @@ def distill_on_images(
     Examples:
         >>> distill_on_images(pruned, source, "data.yaml", imgsz=640, kept=kept)
     """
-    from .calibration import calibration_batches
-
     size = imgsz if task == "classify" else max(32, imgsz // 64 * 32)
     images = lambda epoch: calibration_batches(data, size, IMAGES, seed=epoch, mosaic=MOSAIC, task=task)  # noqa: E731
     return distill(student, teacher, images, epochs, kept=kept, verbose=verbose, fade=fade)
