@@ -11,7 +11,8 @@ cheap channels (damage / cost ** E) and ``--protected-stride S`` keeps the layer
 (the library's distilled default: 8, the stem); ``--mixup P`` blends images as Ultralytics' mixup and
 ``--label-weight W`` adds Ultralytics' detection loss on the calibration images' labels; ``--only FIRST-LAST`` cuts
 only those yaml layers (as the ranking chose them; the rest stays whole), ``--batch`` sets the images per optimizer
-step and ``--mimic REGEX`` lets only the blocks whose BatchNorm names match mimic the teacher. Run from the
+step, ``--mimic REGEX`` lets only the blocks whose BatchNorm names match mimic the teacher and ``--seed K`` draws
+other augmentations of the same images (epoch ``e`` uses seed ``K + e``; the library uses ``e``). Run from the
 repository root with ``../shared`` (see REAL_DATA.md there):
 
     YOLO_OFFLINE=1 .venv/bin/python benchmarks/real_distillation.py --speed-up 1.5 --feature-weight 0   # head only
@@ -64,6 +65,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--mimic", default="", help="regex: only blocks whose BatchNorm name matches mimic the teacher")
     p.add_argument("--cap", type=float, default=widths.MAX_GROUP_RATIO, help="most of a slot the ranking removes")
     p.add_argument("--protected-stride", type=int, default=0, help="layers whose output stride is below this stay whole")
+    p.add_argument("--seed", type=int, default=0, help="offset of the augmentation seeds (another draw of the images)")
     return p.parse_args()
 
 
@@ -119,8 +121,8 @@ def main() -> None:
     torch.set_num_threads(os.cpu_count() or 1)
     widths.MAX_GROUP_RATIO = args.cap
     source = YOLO(args.model).model.float().eval()
-    images = lambda epoch: calibration_batches(args.data, args.imgsz, distillation.IMAGES, seed=epoch,  # noqa: E731
-                                               mosaic=args.mosaic, mixup=args.mixup)
+    images = lambda epoch: calibration_batches(args.data, args.imgsz, distillation.IMAGES,  # noqa: E731
+                                               seed=args.seed + epoch, mosaic=args.mosaic, mixup=args.mixup)
     if args.batch:
         images = _rebatched(images, args.batch)
     start, model, kept = time.perf_counter(), source, None
