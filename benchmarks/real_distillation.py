@@ -12,7 +12,9 @@ cheap channels (damage / cost ** E) and ``--protected-stride S`` keeps the layer
 ``--label-weight W`` adds Ultralytics' detection loss on the calibration images' labels; ``--only FIRST-LAST`` cuts
 only those yaml layers (as the ranking chose them; the rest stays whole), ``--batch`` sets the images per optimizer
 step, ``--mimic REGEX`` lets only the blocks whose BatchNorm names match mimic the teacher and ``--seed K`` draws
-other augmentations of the same images (epoch ``e`` uses seed ``K + e``; the library uses ``e``). Run from the
+other augmentations of the same images (epoch ``e`` uses seed ``K + e``; the library uses ``e``); ``--focus SHARE``
+weighs each mimicked position by the teacher's confidence there (that share of the feature term) and ``--images N``
+distils on the first N calibration images (default 64). Run from the
 repository root with ``../shared`` (see REAL_DATA.md there):
 
     YOLO_OFFLINE=1 .venv/bin/python benchmarks/real_distillation.py --speed-up 1.5 --feature-weight 0   # head only
@@ -66,6 +68,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--cap", type=float, default=widths.MAX_GROUP_RATIO, help="most of a slot the ranking removes")
     p.add_argument("--protected-stride", type=int, default=0, help="layers whose output stride is below this stay whole")
     p.add_argument("--seed", type=int, default=0, help="offset of the augmentation seeds (another draw of the images)")
+    p.add_argument("--images", type=int, default=distillation.IMAGES, help="distinct calibration images distilled on")
+    p.add_argument("--focus", type=float, default=0.0, help="share of the feature term spread by teacher confidence")
     return p.parse_args()
 
 
@@ -90,7 +94,7 @@ def faded(source, args: argparse.Namespace, images):
     with fading.ChannelFade(student, kept, share=args.fade) as fade:
         distillation.distill(student, source, images, args.epochs, lr=args.lr, kept=_mimicked(kept, args.mimic),
                              feature_weight=args.feature_weight, verbose=False, fade=fade,
-                             label_weight=args.label_weight)
+                             label_weight=args.label_weight, focus=args.focus)
     return fading.cut_faded(student, kept)[0]
 
 
@@ -121,7 +125,7 @@ def main() -> None:
     torch.set_num_threads(os.cpu_count() or 1)
     widths.MAX_GROUP_RATIO = args.cap
     source = YOLO(args.model).model.float().eval()
-    images = lambda epoch: calibration_batches(args.data, args.imgsz, distillation.IMAGES,  # noqa: E731
+    images = lambda epoch: calibration_batches(args.data, args.imgsz, args.images,  # noqa: E731
                                                seed=args.seed + epoch, mosaic=args.mosaic, mixup=args.mixup)
     if args.batch:
         images = _rebatched(images, args.batch)
