@@ -12,8 +12,7 @@ cheap channels (damage / cost ** E) and ``--protected-stride S`` keeps the layer
 ``--label-weight W`` adds Ultralytics' detection loss on the calibration images' labels; ``--only FIRST-LAST`` cuts
 only those yaml layers (as the ranking chose them; the rest stays whole), ``--batch`` sets the images per optimizer
 step, ``--mimic REGEX`` lets only the blocks whose BatchNorm names match mimic the teacher and ``--seed K`` draws
-other augmentations of the same images (epoch ``e`` uses seed ``K + e``; the library uses ``e``); ``--focus SHARE``
-weighs each mimicked position by the teacher's confidence there (that share of the feature term) and ``--images N``
+other augmentations of the same images (epoch ``e`` uses seed ``K + e``; the library uses ``e``) and ``--images N``
 distils on the first N calibration images (default 64). Run from the
 repository root with ``../shared`` (see REAL_DATA.md there):
 
@@ -69,7 +68,6 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--protected-stride", type=int, default=0, help="layers whose output stride is below this stay whole")
     p.add_argument("--seed", type=int, default=0, help="offset of the augmentation seeds (another draw of the images)")
     p.add_argument("--images", type=int, default=distillation.IMAGES, help="distinct calibration images distilled on")
-    p.add_argument("--focus", type=float, default=0.0, help="share of the feature term spread by teacher confidence")
     return p.parse_args()
 
 
@@ -94,7 +92,7 @@ def faded(source, args: argparse.Namespace, images):
     with fading.ChannelFade(student, kept, share=args.fade) as fade:
         distillation.distill(student, source, images, args.epochs, lr=args.lr, kept=_mimicked(kept, args.mimic),
                              feature_weight=args.feature_weight, verbose=False, fade=fade,
-                             label_weight=args.label_weight, focus=args.focus)
+                             label_weight=args.label_weight)
     return fading.cut_faded(student, kept)[0]
 
 

@@ -102,17 +102,13 @@ def _task_loss(student: dict, teacher: dict, weight: torch.Tensor) -> torch.Tens
     return loss
 
 
-def feature_loss(
-    student: dict, teacher: dict, kept: dict[str, torch.Tensor], weigh: Callable | None = None
-) -> torch.Tensor:
+def feature_loss(student: dict, teacher: dict, kept: dict[str, torch.Tensor]) -> torch.Tensor:
     """Mean squared error of each tapped student block against the teacher channels it kept, per unit of variance.
 
     Args:
         student: Block name -> the student's output.
         teacher: Block name -> the teacher's output (all source channels).
         kept: BatchNorm name -> the source channels that block's output kept (``prune_with_channel_map``).
-        weigh: Output size ``(h, w)`` -> per-position weights ``(B, 1, h, w)`` for the squared error (e.g.
-            ``spatial_weight`` of the teacher's ``confidence_maps``). None: every position weighs the same.
 
     Returns:
         The mean over blocks of ``mse(student, teacher[:, kept]) / var(teacher[:, kept])``.
@@ -126,30 +122,8 @@ def feature_loss(
         target = teacher[name][:, channels]
         if out.shape[1] != len(channels):  # a full-width student (fading): compare the channels that stay
             out = out[:, channels]
-        error = (out - target).pow(2)
-        if weigh is not None:
-            error = error * weigh(error.shape[-2:])
-        losses.append(error.mean() / target.var().clamp_min(1e-6))
+        losses.append(F.mse_loss(out, target) / target.var().clamp_min(1e-6))
     return torch.stack(losses).mean()
-
-
-def confidence_maps(scores: torch.Tensor, strides: torch.Tensor, image_shape: tuple[int, int]) -> list[torch.Tensor]:
-    """The teacher's confidence (highest class probability) per anchor, as one ``(B, 1, h, w)`` map per stride."""
-    confidence = scores.detach().sigmoid().max(1).values
-    shapes = [(image_shape[0] // int(s), image_shape[1] // int(s)) for s in strides]
-    parts = confidence.split([h * w for h, w in shapes], dim=1)
-    return [part.view(-1, 1, h, w) for part, (h, w) in zip(parts, shapes)]
-
-
-def spatial_weight(maps: list[torch.Tensor], size: tuple[int, int], share: float = 0.5) -> torch.Tensor:
-    """Per-position weights at ``size``: ``1 - share`` everywhere plus ``share`` spread by the maps' highest value.
-
-    Each map is resized to ``size`` (max-pooled when finer, nearest when coarser), the maps' maximum taken, and that
-    normalised to mean 1 per image, so the weights average 1 and an object's positions weigh more at every stride.
-    """
-    resized = [F.adaptive_max_pool2d(m, size) if m.shape[-1] >= size[-1] else F.interpolate(m, size) for m in maps]
-    peak = torch.stack(resized).max(0).values
-    return (1 - share) + share * peak / peak.mean(dim=(2, 3), keepdim=True).clamp_min(1e-6)
 
 
 class FeatureTaps:
@@ -192,7 +166,6 @@ def distill(
     verbose: bool = True,
     fade: ChannelFade | None = None,
     label_weight: float = 0.0,
-    focus: float = 0.0,
 ) -> list[float]:
     """Train ``student`` in place towards ``teacher``'s raw head outputs and, given ``kept``, its block outputs.
 
@@ -208,8 +181,6 @@ def distill(
         verbose: Show a progress bar.
         fade: A ``fading.ChannelFade`` on the full-width ``student``, advanced before every step.
         label_weight: Weight of Ultralytics' own loss on the batches' labels (per image), added where they have any.
-        focus: Share of the feature term spread by the teacher's confidence (``spatial_weight``): positions where
-            the teacher sees an object, at any stride, weigh more. 0: every position weighs the same.
 
     Returns:
         The mean loss of every epoch.
@@ -242,9 +213,7 @@ def distill(
                 if label_weight and len(batch.get("cls", ())):
                     loss = loss + label_weight * student.loss(batch, outputs)[0].sum() / len(batch["img"])
                 if blocks:
-                    weigh = _focus(target, student.stride, batch["img"].shape[-2:], focus) if focus else None
-                    features = feature_loss(student_taps.outputs, teacher_taps.outputs, kept, weigh)
-                    loss = loss + feature_weight * features
+                    loss = loss + feature_weight * feature_loss(student_taps.outputs, teacher_taps.outputs, kept)
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
@@ -256,13 +225,6 @@ def distill(
         p.grad = None
     student.eval()
     return losses
-
-
-def _focus(target: dict, strides: torch.Tensor, image_shape: tuple[int, int], share: float) -> Callable:
-    """Output size -> ``spatial_weight`` of the teacher's confidence in ``target`` (a detection head's outputs)."""
-    scores = (target["one2many"] if "one2many" in target else target)["scores"]
-    maps = confidence_maps(scores, strides, image_shape)
-    return lambda size: spatial_weight(maps, size, share)
 
 
 def _one_cycle(optimizer: torch.optim.Optimizer, lr: float, steps: int):
