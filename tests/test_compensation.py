@@ -236,3 +236,30 @@ def test_calibration_mixup_blends_other_images_in(dataset_yaml):
     assert plain["img"].shape == mixed["img"].shape
     assert not torch.equal(plain["img"], mixed["img"])
     assert len(mixed["cls"]) > len(plain["cls"])  # the blended-in image's labels come along
+
+
+def test_calibration_windows_walk_through_a_larger_dataset(dataset_yaml):
+    from yolo_prune.recovery.calibration import calibration_batches
+
+    files = lambda window: [f for b in calibration_batches(str(dataset_yaml), 64, 8, window=window) for f in b["im_file"]]  # noqa: E731
+    first, second, third = files(0), files(1), files(2)
+    assert len(first) == len(second) == 8
+    assert not set(first) & set(second)  # the 16 training images, 8 at a time
+    assert third == first  # and round again
+    assert files(1) == second  # a window is always the same images
+
+
+def test_calibration_windows_of_a_small_dataset_are_its_images(dataset_yaml):
+    from yolo_prune.recovery.calibration import calibration_batches
+
+    whole = lambda window, seed: calibration_batches(str(dataset_yaml), 64, 16, seed=seed, window=window)  # noqa: E731
+    assert [b["im_file"] for b in whole(0, 3)] == [b["im_file"] for b in whole(5, 3)]
+    assert torch.equal(whole(0, 3)[0]["img"], whole(5, 3)[0]["img"])  # the same draw: nothing changes for <= 64
+
+
+def test_classification_windows_take_other_images(task_dataset):
+    from yolo_prune.recovery.calibration import calibration_batches
+
+    images = lambda window: calibration_batches(task_dataset("classify"), 32, 4, task="classify", window=window)[0]["img"]  # noqa: E731
+    assert torch.equal(images(1), images(1))  # seeded: a window is always the same images, augmented the same
+    assert not torch.equal(images(1), images(0))

@@ -93,9 +93,10 @@ def prune_yolo(
         compensate: Fold every removed channel's expected output (from its BatchNorm statistics) into the biases or
             BatchNorm means of the layers that read it, so their pre-activations keep their mean (data-free). With
             ``distill`` it is part of fading and always done.
-        distill: Train towards the original on ``data``'s training images (no labels needed; 64 images at half
-            ``imgsz``, 30 epochs, a fresh augmentation each, mosaic on): its raw head outputs, and every convolution
-            block's output on the channels that block keeps (feature mimicking). The training runs on the full-width
+        distill: Train towards the original on ``data``'s training images (no labels needed; 64 images per epoch,
+            the next 64 each epoch when there are more, at half ``imgsz``, 30 epochs, a fresh augmentation each,
+            mosaic on): its raw head outputs, and every convolution block's output on the channels that block keeps
+            (feature mimicking). The training runs on the full-width
             model while the channels the prune drops fade into their expected value over the first half of the
             epochs; then they are removed, their constant folded into the consumers (gradual removal instead of one
             cut). Where a cut layer has no BatchNorm to fade by (the segmentation prototypes' upsampler) the model is

@@ -29,8 +29,9 @@ def calibration_batches(
     mosaic: float = 0.0,
     task: str = "detect",
     mixup: float = 0.0,
+    window: int = 0,
 ) -> list[dict]:
-    """Load the first ``images`` training images of ``data`` as Ultralytics training batches (mosaic off by default).
+    """Load ``images`` training images of ``data`` as Ultralytics training batches (mosaic off by default).
 
     Augmented like training, because a model's BatchNorm statistics were learned on augmented images: statistics
     re-estimated on plain images cost a trained model accuracy (measured: 0.625 -> 0.42 mAP50-95 on the shapes
@@ -47,6 +48,9 @@ def calibration_batches(
             the images (masks, keypoints, rotated boxes, the class), for the losses that need them. Classification
             takes images spread evenly over the (class-sorted) folders and has no mosaic.
         mixup: Probability of Ultralytics' mixup (two images blended), as the ``mixup`` train argument.
+        window: Which ``images`` images: window ``w`` starts at image ``w * images`` and wraps around the end, so
+            consecutive windows go through a larger dataset and a dataset of ``images`` or fewer gives the same
+            images in every window. 0: the first ``images``.
 
     Returns:
         Batches with images scaled to [0, 1].
@@ -58,7 +62,7 @@ def calibration_batches(
         >>> batches = calibration_batches("coco8.yaml", imgsz=640)
     """
     if task == "classify":
-        return _classification_batches(data, imgsz, images, seed)
+        return _classification_batches(data, imgsz, images, seed, window)
     try:  # autodownload off: a dataset yaml's 'download:' entry is code, never run here
         info = check_det_dataset(str(data), autodownload=False)
     except Exception as e:  # Ultralytics raises several types for a missing or malformed dataset
@@ -69,10 +73,20 @@ def calibration_batches(
             dataset = build_yolo_dataset(cfg, info["train"], CALIBRATION_BATCH, info, mode="train", rect=False)
         except Exception as e:  # no images, unreadable labels...
             raise PruneError(f"Could not read dataset '{data}' for calibration: no usable training images ({e})") from e
-        return _first_batches(dataset, images, scale=1 / 255)
+        return _first_batches(_windowed(dataset, images, window), images, scale=1 / 255)
 
 
-def _classification_batches(data, imgsz: int, images: int, seed: int) -> list[dict]:
+def _windowed(dataset, images: int, window: int):
+    """Images ``window * images`` onwards of ``dataset``, wrapping around its end (the dataset itself for window 0)."""
+    start = window * images % len(dataset)
+    if not start:
+        return dataset
+    subset = Subset(dataset, [(start + i) % len(dataset) for i in range(min(images, len(dataset)))])
+    subset.collate_fn = dataset.collate_fn  # Ultralytics' loader batches labels with the dataset's own collate
+    return subset
+
+
+def _classification_batches(data, imgsz: int, images: int, seed: int, window: int = 0) -> list[dict]:
     """``images`` training images of a class-folder dataset, evenly spread over its classes, augmented as in
     training (Ultralytics' ``ClassificationDataset``; its images are already scaled to [0, 1])."""
     path = Path(str(data))
@@ -88,6 +102,7 @@ def _classification_batches(data, imgsz: int, images: int, seed: int) -> list[di
         except Exception as e:  # no class folders, unreadable images...
             raise PruneError(f"Could not read dataset '{data}' for calibration: no usable training images ({e})") from e
         spread = np.linspace(0, len(dataset) - 1, min(images, len(dataset)), dtype=int)  # folders are class-sorted
+        spread = (spread + window) % len(dataset)  # the next image after each of the previous window's
         return _first_batches(Subset(dataset, spread.tolist()), images, scale=1.0)
 
 
