@@ -16,7 +16,8 @@ measure again. Methods:
   weights, so the same mAP before fine-tuning; read from the cache only.
 
 Each result is cached in ``benchmarks/cache/real/<model>/``; the report is ``benchmarks/results/real_models.md``
-(+ ``.json`` and the mAP-vs-GFLOPs frontier ``real_models.png``). Run from the repository root with the real files
+(+ ``.json`` and the mAP-vs-GFLOPs frontier ``real_models.png``; ``--report NAME`` names it otherwise).
+``--by-size`` adds COCO AP of small, medium and large objects (``pip install faster-coco-eval``). Run from the repository root with the real files
 of ``../shared`` (see REAL_DATA.md there):
 
     YOLO_OFFLINE=1 .venv/bin/python benchmarks/real_models.py --speed-ups 1.25,1.5,2.0 \\
@@ -46,6 +47,7 @@ METHOD_ARGS = {
     "data_free": {},
     "data": {"data": True},
 }
+SIZES = ("small", "medium", "large")
 LABELS = {
     "previous": "previous defaults (l2, uniform), no data",
     "data_free": "defaults, no data",
@@ -72,15 +74,30 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--ft-recipe", action="append", default=None,
                    help="extra stock train arguments, e.g. optimizer=AdamW,lr0=0.001 (repeat for several recipes)")
     p.add_argument("--imgsz", type=int, default=640)
+    p.add_argument("--report", default="real_models", help="report name in benchmarks/results/ (.md, .json, .png)")
+    p.add_argument("--by-size", action="store_true", help="also COCO AP of small/medium/large objects "
+                   "(needs faster-coco-eval)")
     return p.parse_args()
 
 
-def evaluate(weights: Path, data: str, imgsz: int) -> float:
+def evaluate(weights: Path, data: str, imgsz: int, by_size: bool = False) -> dict:
+    """mAP50-95 (``map``) and, with ``by_size``, COCO AP of small / medium / large objects (box area < 32^2, up to
+    96^2, above: Ultralytics' ``save_json`` evaluation of a custom dataset, which needs ``faster-coco-eval``)."""
     from ultralytics import YOLO
+    from ultralytics.models.yolo.detect import DetectionValidator
 
-    metrics = YOLO(str(weights)).val(data=data, imgsz=imgsz, batch=16, device="cpu", workers=0, plots=False,
-                                     verbose=False, half=False, project=str(CACHE / "val"), name="v", exist_ok=True)
-    return round(float(metrics.box.map), 4)
+    yolo = YOLO(str(weights))
+    settings = dict(data=data, imgsz=imgsz, batch=16, device="cpu", workers=0, plots=False, verbose=False, half=False,
+                    project=str(CACHE / "val"), name="v", exist_ok=True, save_json=by_size)
+    # as YOLO.val, whose returned metrics leave out the by-size entries of the validator's statistics
+    stats = DetectionValidator(args={**yolo.overrides, "rect": True, **settings, "mode": "val"})(model=yolo.model)
+    result = {"map": round(float(stats["metrics/mAP50-95(B)"]), 4)}
+    if by_size:
+        sizes = {size: stats.get(f"metrics/mAP_{size}(B)") for size in SIZES}
+        if None in sizes.values():
+            raise SystemExit("--by-size needs faster-coco-eval: pip install faster-coco-eval")
+        result["by_size"] = {size: round(float(ap), 4) for size, ap in sizes.items()}
+    return result
 
 
 def prune(method: str, speed_up: float, args: argparse.Namespace, out: Path) -> dict:
@@ -120,13 +137,13 @@ def finetune(weights: Path, recipe_text: str, args: argparse.Namespace, name: st
 
 def run(method: str, speed_up: float, args: argparse.Namespace) -> dict:
     path = CACHE / f"{method}_{speed_up}.json"
-    if path.exists():
+    if path.exists() and (not args.by_size or "by_size" in json.loads(path.read_text())):
         return json.loads(path.read_text())
     if method not in METHOD_ARGS:
         raise SystemExit(f"{method}@{speed_up} is not cached; it was measured at an earlier commit (see --help)")
     weights = CACHE / f"{method}_{speed_up}.pt"
     result = {"method": method, "speed_up": speed_up, **prune(method, speed_up, args, weights)}
-    result["map"] = evaluate(weights, args.calib, args.imgsz)
+    result.update(evaluate(weights, args.calib, args.imgsz, args.by_size))
     path.write_text(json.dumps(result, indent=1))
     return result
 
@@ -134,7 +151,7 @@ def run(method: str, speed_up: float, args: argparse.Namespace) -> dict:
 def run_finetune(method: str, speed_up: float, recipe_text: str, args: argparse.Namespace) -> dict:
     tag = f"ft{args.ft_epochs}{recipe_tag(recipe_text)}"
     path = CACHE / f"{method}_{speed_up}_{tag}.json"
-    if path.exists():
+    if path.exists() and (not args.by_size or "by_size" in json.loads(path.read_text())):
         return json.loads(path.read_text())
     weights = Path(args.model) if method == "unpruned" else CACHE / f"{method}_{speed_up}.pt"
     if method != "unpruned":
@@ -142,16 +159,18 @@ def run_finetune(method: str, speed_up: float, recipe_text: str, args: argparse.
     start = time.perf_counter()
     last = finetune(weights, recipe_text, args, f"{method}_{speed_up}_{tag}")
     result = {"method": method, "speed_up": speed_up, "epochs": args.ft_epochs, "recipe": recipe_text or "defaults",
-              "map": evaluate(last, args.calib, args.imgsz), "train_s": round(time.perf_counter() - start)}
+              **evaluate(last, args.calib, args.imgsz, args.by_size), "train_s": round(time.perf_counter() - start)}
     path.write_text(json.dumps(result, indent=1))
     return result
 
 
-def report(base_map: float, results: list[dict], tuned: list[dict], args: argparse.Namespace) -> None:
-    out = ROOT / "benchmarks" / "results"
+def report(base: dict, results: list[dict], tuned: list[dict], args: argparse.Namespace) -> None:
+    out, base_map = ROOT / "benchmarks" / "results", base["map"]
     payload = {"model": Path(args.model).name, "base_map": base_map, "machine": machine(), "results": results,
                "finetuned": tuned, "command": command(args)}
-    (out / "real_models.json").write_text(json.dumps(payload, indent=1))
+    if "by_size" in base:
+        payload["base_by_size"] = base["by_size"]
+    (out / f"{args.report}.json").write_text(json.dumps(payload, indent=1))
     lines = [f"# Real-model pruning: {payload['model']}, mAP50-95 at {args.imgsz} px on the measuring split", "",
              f"Base: {base_map:.3f}. Machine: {payload['machine']}. Command: `{payload['command']}`", "",
              "| method | speed_up | GFLOPs | params | mAP50-95 | x base | prune time |", "|---|---|---|---|---|---|---|"]
@@ -166,8 +185,22 @@ def report(base_map: float, results: list[dict], tuned: list[dict], args: argpar
             shown = r["recipe"].replace(",", " ").replace(str(SHARED) + "/", "../shared/")
             lines.append(f"| {LABELS[r['method']]} | {r['speed_up']} | `{shown}` | {r['map']:.3f} | "
                          f"{r['map'] / base_map:.2f} | {r['train_s'] / 60:.0f} min |")
-    (out / "real_models.md").write_text("\n".join(lines) + "\n")
-    plot(base_map, results, tuned, out / "real_models.png", args)
+    if args.by_size:
+        lines += ["", *size_table(base, results + tuned)]
+    (out / f"{args.report}.md").write_text("\n".join(lines) + "\n")
+    plot(base_map, results, tuned, out / f"{args.report}.png", args)
+
+
+def size_table(base: dict, rows: list[dict]) -> list[str]:
+    """COCO AP by object size (box area in the original image), each x the unpruned model's."""
+    lines = ["AP by object size (COCO: small < 32^2 px, large > 96^2 px):", "",
+             "| model | speed_up | small | medium | large |", "|---|---|---|---|---|",
+             "| unpruned | 1.0 | " + " | ".join(f"{base['by_size'][s]:.3f}" for s in SIZES) + " |"]
+    for r in rows:
+        label = LABELS[r["method"]] + (f" + {r['epochs']}-epoch fine-tune" if "epochs" in r else "")
+        cells = (f"{r['by_size'][s]:.3f} ({r['by_size'][s] / base['by_size'][s]:.2f}x)" for s in SIZES)
+        lines.append(f"| {label} | {r['speed_up']} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def plot(base_map: float, results: list[dict], tuned: list[dict], path: Path, args: argparse.Namespace) -> None:
@@ -204,7 +237,8 @@ def machine() -> str:
 
 def command(args: argparse.Namespace) -> str:
     return (f"benchmarks/real_models.py --speed-ups {args.speed_ups} --methods {args.methods} "
-            f"--finetune {args.finetune} --ft-epochs {args.ft_epochs}"
+            f"--finetune {args.finetune} --ft-epochs {args.ft_epochs}" + (" --by-size" if args.by_size else "")
+            + (f" --report {args.report}" if args.report != "real_models" else "")
             + "".join(f" --ft-recipe {r}" for r in args.ft_recipe or [])).replace(str(SHARED), "../shared")
 
 
@@ -215,15 +249,15 @@ def main() -> None:
     CACHE.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(os.cpu_count() or 1)
     base_path = CACHE / "base.json"
-    if not base_path.exists():
-        base_path.write_text(json.dumps({"map": evaluate(Path(args.model), args.calib, args.imgsz)}))
-    base_map = json.loads(base_path.read_text())["map"]
+    if not base_path.exists() or (args.by_size and "by_size" not in json.loads(base_path.read_text())):
+        base_path.write_text(json.dumps(evaluate(Path(args.model), args.calib, args.imgsz, args.by_size)))
+    base = json.loads(base_path.read_text())
     speed_ups = [float(s) for s in args.speed_ups.split(",")]
     results = [run(m, s, args) for s in speed_ups for m in args.methods.split(",")]
     recipes = args.ft_recipe or [""]
     jobs = [(p.split("@") + ["0"])[:3] for p in args.finetune.split(",") if p]
     tuned = [run_finetune(m, float(s), recipes[int(k)], args) for m, s, k in jobs]
-    report(base_map, results, tuned, args)
+    report(base, results, tuned, args)
 
 
 CACHE = ROOT / "benchmarks" / "cache" / "real"
