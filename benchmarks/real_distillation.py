@@ -13,7 +13,8 @@ cheap channels (damage / cost ** E) and ``--protected-stride S`` keeps the layer
 only those yaml layers (as the ranking chose them; the rest stays whole), ``--batch`` sets the images per optimizer
 step, ``--mimic REGEX`` lets only the blocks whose BatchNorm names match mimic the teacher and ``--seed K`` draws
 other augmentations of the same images (epoch ``e`` uses seed ``K + e``; the library uses ``e``) and ``--images N``
-distils on the first N calibration images (default 64). Run from the
+distils on the first N calibration images (default 64); ``--tap bn`` mimics each block's BatchNorm output (before
+the activation, as Heo et al. 2019) and ``--channel-norm`` weighs each channel's error by its own variance. Run from the
 repository root with ``../shared`` (see REAL_DATA.md there):
 
     YOLO_OFFLINE=1 .venv/bin/python benchmarks/real_distillation.py --speed-up 1.5 --feature-weight 0   # head only
@@ -67,6 +68,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--cap", type=float, default=widths.MAX_GROUP_RATIO, help="most of a slot the ranking removes")
     p.add_argument("--protected-stride", type=int, default=0, help="layers whose output stride is below this stay whole")
     p.add_argument("--seed", type=int, default=0, help="offset of the augmentation seeds (another draw of the images)")
+    p.add_argument("--tap", choices=("output", "bn"), default="output",
+                   help="what mimics: each Conv block's output, or its BatchNorm's (before the activation)")
+    p.add_argument("--channel-norm", action="store_true", help="feature error per unit of each channel's variance")
     p.add_argument("--images", type=int, default=distillation.IMAGES, help="distinct calibration images distilled on")
     return p.parse_args()
 
@@ -96,6 +100,28 @@ def faded(source, args: argparse.Namespace, images):
     return fading.cut_faded(student, kept)[0]
 
 
+def use_feature_variant(tap: str, channel_norm: bool) -> None:
+    """Swap the library's feature taps / loss for the ``--tap bn`` and ``--channel-norm`` ablations."""
+    blocks, loss = distillation.mimicked_blocks, distillation.feature_loss
+    if tap == "bn":
+        distillation.mimicked_blocks = lambda student, kept: [f"{n}.bn" for n in blocks(student, kept)]
+
+    def variant(student: dict, teacher: dict, kept: dict) -> torch.Tensor:
+        if not channel_norm:
+            return loss({n.removesuffix(".bn"): o for n, o in student.items()},
+                        {n.removesuffix(".bn"): o for n, o in teacher.items()}, kept)
+        losses = []
+        for name, out in student.items():
+            channels = kept[name if name.endswith(".bn") else f"{name}.bn"]
+            target = teacher[name][:, channels]
+            out = out[:, channels] if out.shape[1] != len(channels) else out
+            error = (out - target).pow(2).mean(dim=(0, 2, 3)) / target.var(dim=(0, 2, 3)).clamp_min(1e-6)
+            losses.append(error.mean())
+        return torch.stack(losses).mean()
+
+    distillation.feature_loss = variant
+
+
 def _mimicked(kept: dict, pattern: str) -> dict:
     """The part of ``kept`` whose BatchNorm names match ``pattern``: only those blocks mimic the teacher."""
     return {name: channels for name, channels in kept.items() if re.search(pattern, name)}
@@ -122,6 +148,8 @@ def main() -> None:
     args = parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     widths.MAX_GROUP_RATIO = args.cap
+    if args.tap != "output" or args.channel_norm:
+        use_feature_variant(args.tap, args.channel_norm)
     source = YOLO(args.model).model.float().eval()
     images = lambda epoch: calibration_batches(args.data, args.imgsz, args.images,  # noqa: E731
                                                seed=args.seed + epoch, mosaic=args.mosaic, mixup=args.mixup)
