@@ -236,10 +236,12 @@ def machine() -> str:
 
 
 def command(args: argparse.Namespace) -> str:
-    return (f"benchmarks/real_models.py --speed-ups {args.speed_ups} --methods {args.methods} "
-            f"--finetune {args.finetune} --ft-epochs {args.ft_epochs}" + (" --by-size" if args.by_size else "")
-            + (f" --report {args.report}" if args.report != "real_models" else "")
-            + "".join(f" --ft-recipe {r}" for r in args.ft_recipe or [])).replace(str(SHARED), "../shared")
+    parts = ["benchmarks/real_models.py", f"--speed-ups {args.speed_ups}", f"--methods {args.methods}"]
+    parts += [f"--finetune {args.finetune}", f"--ft-epochs {args.ft_epochs}"] if args.finetune else []
+    parts += ["--by-size"] if args.by_size else []
+    parts += [f"--report {args.report}"] if args.report != "real_models" else []
+    parts += [f"--ft-recipe {r}" for r in args.ft_recipe or []]
+    return " ".join(parts).replace(str(SHARED), "../shared")
 
 
 def main() -> None:
