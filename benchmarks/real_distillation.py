@@ -107,12 +107,13 @@ def use_feature_variant(tap: str, channel_norm: bool) -> None:
         distillation.mimicked_blocks = lambda student, kept: [f"{n}.bn" for n in blocks(student, kept)]
 
     def variant(student: dict, teacher: dict, kept: dict) -> torch.Tensor:
+        student = {n.removesuffix(".bn"): o for n, o in student.items()}  # a BatchNorm tap stands for its block
+        teacher = {n.removesuffix(".bn"): o for n, o in teacher.items()}
         if not channel_norm:
-            return loss({n.removesuffix(".bn"): o for n, o in student.items()},
-                        {n.removesuffix(".bn"): o for n, o in teacher.items()}, kept)
+            return loss(student, teacher, kept)
         losses = []
         for name, out in student.items():
-            channels = kept[name if name.endswith(".bn") else f"{name}.bn"]
+            channels = kept[f"{name}.bn"]
             target = teacher[name][:, channels]
             out = out[:, channels] if out.shape[1] != len(channels) else out
             error = (out - target).pow(2).mean(dim=(0, 2, 3)) / target.var(dim=(0, 2, 3)).clamp_min(1e-6)
