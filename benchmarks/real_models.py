@@ -14,6 +14,8 @@ measure again. Methods:
   9921245 (``git checkout 9921245`` and run ``--methods data``); read from the cache only;
 * ``data_fade``  the ``data`` default without its last step (BatchNorm statistics matched to the images): the same
   weights, so the same mAP before fine-tuning; read from the cache only.
+* ``resolution`` a control, not a prune: the unpruned model measured at the smaller image size (a multiple of 32)
+  whose GFLOPs come closest to the target, the other way to buy the same speed-up without retraining.
 
 Each result is cached in ``benchmarks/cache/real/<model>/``; the report is ``benchmarks/results/real_models.md``
 (+ ``.json`` and the mAP-vs-GFLOPs frontier ``real_models.png``; ``--report NAME`` names it otherwise).
@@ -48,6 +50,7 @@ METHOD_ARGS = {
     "data": {"data": True},
 }
 SIZES = ("small", "medium", "large")
+DEFAULT_FT_DATA = SHARED / "datasets" / "coco128" / "coco128.yaml"
 LABELS = {
     "previous": "previous defaults (l2, uniform), no data",
     "data_free": "defaults, no data",
@@ -56,6 +59,7 @@ LABELS = {
     "data_oneshot": "previous data default (prune once, then distil), 64 unlabeled images",
     "data_fade": "fading without the final BatchNorm statistics match, 64 unlabeled images",
     "unpruned": "control: the unpruned model",
+    "resolution": "control: the unpruned model at a smaller image size",
 }
 
 
@@ -64,7 +68,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--model", default=str(SHARED / "models" / "yolov8n-coco.pt"))
     p.add_argument("--calib", default=str(SHARED / "datasets" / "coco128" / "split.yaml"),
                    help="dataset yaml whose train split calibrates and whose val split measures")
-    p.add_argument("--ft-data", default=str(SHARED / "datasets" / "coco128" / "coco128.yaml"))
+    p.add_argument("--ft-data", default=str(DEFAULT_FT_DATA),
+                   help="dataset yaml the fine-tunes train on (default: all 128 coco128 images, the measuring ones "
+                   "included; the calibration yaml: only its train split)")
     p.add_argument("--speed-ups", default="1.25,1.5,2.0")
     p.add_argument("--methods", default="previous,data_free,data")
     p.add_argument("--finetune", default="", help="method@speed_up[@k] to fine-tune with the k-th --ft-recipe "
@@ -126,6 +132,11 @@ def recipe_tag(text: str) -> str:
     return "".join(f"_{k}{Path(v).stem if '/' in str(v) else v}" for k, v in recipe(text).items())
 
 
+def ft_data_tag(args: argparse.Namespace) -> str:
+    """A cache-name tag of a non-default ``--ft-data`` (its file stem), so fine-tunes on other data do not collide."""
+    return "" if Path(args.ft_data) == DEFAULT_FT_DATA else f"_data{Path(args.ft_data).stem}"
+
+
 def finetune(weights: Path, recipe_text: str, args: argparse.Namespace, name: str) -> Path:
     from ultralytics import YOLO
 
@@ -135,9 +146,26 @@ def finetune(weights: Path, recipe_text: str, args: argparse.Namespace, name: st
     return CACHE / "train" / name / "weights" / "last.pt"
 
 
+def resolution_control(speed_up: float, args: argparse.Namespace) -> dict:
+    """The unpruned model at the image size (a multiple of 32) whose GFLOPs are nearest ``1 / speed_up`` of its own."""
+    from ultralytics import YOLO
+    from ultralytics.utils.torch_utils import get_flops, get_num_params
+
+    model = YOLO(args.model).model
+    imgsz = max(32, round(args.imgsz / speed_up**0.5 / 32) * 32)
+    gflops = [round(get_flops(model, args.imgsz), 3), round(get_flops(model, imgsz), 3)]
+    params = [get_num_params(model)] * 2
+    result = {"method": "resolution", "speed_up": speed_up, "imgsz": imgsz, "prune_s": 0.0, "gflops": gflops,
+              "params": params}
+    return {**result, **evaluate(Path(args.model), args.calib, imgsz, args.by_size)}
+
+
 def run(method: str, speed_up: float, args: argparse.Namespace) -> dict:
     path = CACHE / f"{method}_{speed_up}.json"
     if path.exists() and (not args.by_size or "by_size" in json.loads(path.read_text())):
+        return json.loads(path.read_text())
+    if method == "resolution":
+        path.write_text(json.dumps(resolution_control(speed_up, args), indent=1))
         return json.loads(path.read_text())
     if method not in METHOD_ARGS:
         raise SystemExit(f"{method}@{speed_up} is not cached; it was measured at an earlier commit (see --help)")
@@ -149,7 +177,7 @@ def run(method: str, speed_up: float, args: argparse.Namespace) -> dict:
 
 
 def run_finetune(method: str, speed_up: float, recipe_text: str, args: argparse.Namespace) -> dict:
-    tag = f"ft{args.ft_epochs}{recipe_tag(recipe_text)}"
+    tag = f"ft{args.ft_epochs}{recipe_tag(recipe_text)}{ft_data_tag(args)}"
     path = CACHE / f"{method}_{speed_up}_{tag}.json"
     if path.exists() and (not args.by_size or "by_size" in json.loads(path.read_text())):
         return json.loads(path.read_text())
@@ -176,7 +204,7 @@ def report(base: dict, results: list[dict], tuned: list[dict], args: argparse.Na
              "| method | speed_up | GFLOPs | params | mAP50-95 | x base | prune time |", "|---|---|---|---|---|---|---|"]
     for r in sorted(results, key=lambda r: (r["speed_up"], r["method"])):
         g, p = r["gflops"], r["params"]
-        lines.append(f"| {LABELS[r['method']]} | {r['speed_up']} | {g[1]:.2f} ({g[1] / g[0]:.2f}x) | "
+        lines.append(f"| {label(r)} | {r['speed_up']} | {g[1]:.2f} ({g[1] / g[0]:.2f}x) | "
                      f"{p[1] / 1e6:.2f}M | {r['map']:.3f} | {r['map'] / base_map:.2f} | {r['prune_s']:.0f} s |")
     if tuned:
         lines += ["", f"After stock `yolo train` ({args.ft_epochs} epochs, `batch=16 nbs=16`, {Path(args.ft_data).name}):",
@@ -191,15 +219,20 @@ def report(base: dict, results: list[dict], tuned: list[dict], args: argparse.Na
     plot(base_map, results, tuned, out / f"{args.report}.png", args)
 
 
+def label(result: dict) -> str:
+    """A result's method label; the resolution control names its image size."""
+    return LABELS[result["method"]] + (f" ({result['imgsz']} px)" if "imgsz" in result else "")
+
+
 def size_table(base: dict, rows: list[dict]) -> list[str]:
     """COCO AP by object size (box area in the original image), each x the unpruned model's."""
     lines = ["AP by object size (COCO: small < 32^2 px, large > 96^2 px):", "",
              "| model | speed_up | small | medium | large |", "|---|---|---|---|---|",
              "| unpruned | 1.0 | " + " | ".join(f"{base['by_size'][s]:.3f}" for s in SIZES) + " |"]
     for r in rows:
-        label = LABELS[r["method"]] + (f" + {r['epochs']}-epoch fine-tune" if "epochs" in r else "")
+        name = label(r) + (f" + {r['epochs']}-epoch fine-tune" if "epochs" in r else "")
         cells = (f"{r['by_size'][s]:.3f} ({r['by_size'][s] / base['by_size'][s]:.2f}x)" for s in SIZES)
-        lines.append(f"| {label} | {r['speed_up']} | " + " | ".join(cells) + " |")
+        lines.append(f"| {name} | {r['speed_up']} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -222,7 +255,7 @@ def plot(base_map: float, results: list[dict], tuned: list[dict], path: Path, ar
                 label=f"+ {args.ft_epochs} epochs stock fine-tune ({headline.replace(',', ' ')})")
     base_gflops = results[0]["gflops"][0]
     ax.plot([base_gflops], [base_map], "ks", label="unpruned")
-    ax.set_xlabel(f"GFLOPs at {args.imgsz} px")
+    ax.set_xlabel(f"GFLOPs (pruned models at {args.imgsz} px)")
     ax.set_ylabel("mAP50-95 (measuring split)")
     ax.set_title(Path(args.model).name)
     ax.grid(alpha=0.3)
@@ -238,6 +271,7 @@ def machine() -> str:
 def command(args: argparse.Namespace) -> str:
     parts = ["benchmarks/real_models.py", f"--speed-ups {args.speed_ups}", f"--methods {args.methods}"]
     parts += [f"--finetune {args.finetune}", f"--ft-epochs {args.ft_epochs}"] if args.finetune else []
+    parts += [f"--ft-data {args.ft_data}"] if args.finetune and Path(args.ft_data) != DEFAULT_FT_DATA else []
     parts += ["--by-size"] if args.by_size else []
     parts += [f"--report {args.report}"] if args.report != "real_models" else []
     parts += [f"--ft-recipe {r}" for r in args.ft_recipe or []]

@@ -128,10 +128,10 @@ def test_real_model_default_prunes_still_detect(tmp_path):
                                verbose=False, project=str(tmp_path), name="v", exist_ok=True).box.map
 
     base = score(str(REAL_MODEL))
-    old = prune_yolo(str(REAL_MODEL), speed_up=1.25, importance="l2", global_pruning=False, compensate=False,
-                     save=tmp_path / "old.pt", verbose=False)
-    new = prune_yolo(str(REAL_MODEL), speed_up=1.25, save=tmp_path / "new.pt", verbose=False)
-    with_data = prune_yolo(str(REAL_MODEL), speed_up=1.25, data=str(COCO8), save=tmp_path / "data.pt", verbose=False)
+    prune_yolo(str(REAL_MODEL), speed_up=1.25, importance="l2", global_pruning=False, compensate=False,
+               save=tmp_path / "old.pt", verbose=False)
+    prune_yolo(str(REAL_MODEL), speed_up=1.25, save=tmp_path / "new.pt", verbose=False)
+    prune_yolo(str(REAL_MODEL), speed_up=1.25, data=str(COCO8), save=tmp_path / "data.pt", verbose=False)
     old_map, new_map, data_map = (score(str(tmp_path / n)) for n in ("old.pt", "new.pt", "data.pt"))
     assert math.isfinite(base) and base > 0.3
     assert new_map > old_map + 0.1 * base

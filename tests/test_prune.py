@@ -9,7 +9,7 @@ from ultralytics.utils.torch_utils import get_flops, get_num_params
 
 from conftest import FAMILIES, tiny_detector
 from helpers import assert_stock_rebuild_keeps_every_tensor, output_shapes, pickled_globals, slot_widths
-from yolo_prune import PruneError, prune_yolo
+from yolo_prune import prune_yolo
 from yolo_prune.pruning.core import PruneOptions, prune_detection_model
 
 
@@ -175,7 +175,7 @@ def test_deep_data_free_prune_warns_and_a_mild_one_does_not(caplog):
             prune_yolo(tiny_detector(), speed_up=2.0, verbose=False)
     finally:
         LOGGER.propagate = False
-    assert "without data" in caplog.text and "data=your.yaml" in caplog.text
+    assert "without data" in caplog.text and "data=your.yaml" in caplog.text and "imgsz=" in caplog.text
 
 
 @pytest.mark.parametrize("cfg", FAMILIES)

@@ -13,7 +13,7 @@ import torch
 from ultralytics import YOLO
 
 from conftest import tiny_detector
-from test_stock_checkpoint import STOCK_YOLO, load_params, stock_yolo
+from test_stock_checkpoint import load_params, stock_yolo
 from yolo_prune import prune_yolo
 
 TINY = ["epochs=1", "imgsz=64", "batch=8", "workers=0", "device=cpu", "amp=False", "plots=False", "warmup_epochs=0"]

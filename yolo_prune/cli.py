@@ -12,7 +12,6 @@ import difflib
 import os
 import sys
 import textwrap
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
