@@ -149,14 +149,14 @@ def finetune(weights: Path, recipe_text: str, args: argparse.Namespace, name: st
 def resolution_control(speed_up: float, args: argparse.Namespace) -> dict:
     """The unpruned model at the image size (a multiple of 32) whose GFLOPs are nearest ``1 / speed_up`` of its own."""
     from ultralytics import YOLO
-    from ultralytics.utils.torch_utils import get_flops, get_num_params
+
+    from yolo_prune.pruning.summary import ModelStats
 
     model = YOLO(args.model).model
     imgsz = max(32, round(args.imgsz / speed_up**0.5 / 32) * 32)
-    gflops = [round(get_flops(model, args.imgsz), 3), round(get_flops(model, imgsz), 3)]
-    params = [get_num_params(model)] * 2
-    result = {"method": "resolution", "speed_up": speed_up, "imgsz": imgsz, "prune_s": 0.0, "gflops": gflops,
-              "params": params}
+    stats = [ModelStats.of(model, size) for size in (args.imgsz, imgsz)]
+    result = {"method": "resolution", "speed_up": speed_up, "imgsz": imgsz, "prune_s": 0.0,
+              "gflops": [round(s.gflops, 3) for s in stats], "params": [s.params for s in stats]}
     return {**result, **evaluate(Path(args.model), args.calib, imgsz, args.by_size)}
 
 
@@ -165,13 +165,13 @@ def run(method: str, speed_up: float, args: argparse.Namespace) -> dict:
     if path.exists() and (not args.by_size or "by_size" in json.loads(path.read_text())):
         return json.loads(path.read_text())
     if method == "resolution":
-        path.write_text(json.dumps(resolution_control(speed_up, args), indent=1))
-        return json.loads(path.read_text())
-    if method not in METHOD_ARGS:
+        result = resolution_control(speed_up, args)
+    elif method in METHOD_ARGS:
+        weights = CACHE / f"{method}_{speed_up}.pt"
+        result = {"method": method, "speed_up": speed_up, **prune(method, speed_up, args, weights)}
+        result.update(evaluate(weights, args.calib, args.imgsz, args.by_size))
+    else:
         raise SystemExit(f"{method}@{speed_up} is not cached; it was measured at an earlier commit (see --help)")
-    weights = CACHE / f"{method}_{speed_up}.pt"
-    result = {"method": method, "speed_up": speed_up, **prune(method, speed_up, args, weights)}
-    result.update(evaluate(weights, args.calib, args.imgsz, args.by_size))
     path.write_text(json.dumps(result, indent=1))
     return result
 
@@ -271,7 +271,7 @@ def machine() -> str:
 def command(args: argparse.Namespace) -> str:
     parts = ["benchmarks/real_models.py", f"--speed-ups {args.speed_ups}", f"--methods {args.methods}"]
     parts += [f"--finetune {args.finetune}", f"--ft-epochs {args.ft_epochs}"] if args.finetune else []
-    parts += [f"--ft-data {args.ft_data}"] if args.finetune and Path(args.ft_data) != DEFAULT_FT_DATA else []
+    parts += [f"--ft-data {args.ft_data}"] if args.finetune and ft_data_tag(args) else []
     parts += ["--by-size"] if args.by_size else []
     parts += [f"--report {args.report}"] if args.report != "real_models" else []
     parts += [f"--ft-recipe {r}" for r in args.ft_recipe or []]

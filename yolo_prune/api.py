@@ -280,7 +280,7 @@ def _warn_if_deep(gflops_share: float) -> None:
             f"{PREFIX}pruned to {gflops_share:.2f}x GFLOPs without data: a real model keeps little accuracy this "
             f"deep before fine-tuning (COCO yolov8n: 0.80x keeps 0.68x of its mAP, 0.66x keeps 0.08x). Pass "
             f"data=your.yaml (its images, labels optional, distill the pruned model) and fine-tune with yolo train, "
-            f"or compare a smaller input first: yolo val imgsz=480 (the unpruned COCO yolov8n at 448 px, 0.49x "
+            f"or compare a smaller input first: yolo val imgsz=448 (the unpruned COCO yolov8n at 448 px, 0.49x "
             f"GFLOPs, keeps 0.91x on coco128)."
         )
 
