@@ -150,10 +150,10 @@ def resolution_control(speed_up: float, args: argparse.Namespace) -> dict:
     """The unpruned model at the image size (a multiple of 32) whose GFLOPs are nearest ``1 / speed_up`` of its own."""
     from ultralytics import YOLO
 
-    from yolo_prune.pruning.summary import ModelStats
+    from yolo_prune.pruning.summary import ModelStats, equal_cost_imgsz, input_grid
 
     model = YOLO(args.model).model
-    imgsz = max(32, round(args.imgsz / speed_up**0.5 / 32) * 32)
+    imgsz = equal_cost_imgsz(1 / speed_up, args.imgsz, input_grid(model))
     stats = [ModelStats.of(model, size) for size in (args.imgsz, imgsz)]
     result = {"method": "resolution", "speed_up": speed_up, "imgsz": imgsz, "prune_s": 0.0,
               "gflops": [round(s.gflops, 3) for s in stats], "params": [s.params for s in stats]}

@@ -11,6 +11,7 @@ from conftest import FAMILIES, tiny_detector
 from helpers import assert_stock_rebuild_keeps_every_tensor, output_shapes, pickled_globals, slot_widths
 from yolo_prune import prune_yolo
 from yolo_prune.pruning.core import PruneOptions, prune_detection_model
+from yolo_prune.pruning.summary import equal_cost_imgsz, input_grid
 
 
 @pytest.fixture(scope="module", params=FAMILIES)
@@ -169,13 +170,29 @@ def test_deep_data_free_prune_warns_and_a_mild_one_does_not(caplog):
 
     LOGGER.propagate = True
     try:
-        with caplog.at_level("WARNING", logger=LOGGER.name):
-            prune_yolo(tiny_detector(), speed_up=1.2, verbose=False)
+        with caplog.at_level("INFO", logger=LOGGER.name):
+            prune_yolo(tiny_detector(), speed_up=1.2, verbose=True)
             assert "without data" not in caplog.text
+            assert "the source model at imgsz=576" in caplog.text  # 640 * sqrt(1 / 1.2) = 584 -> a multiple of 32
             prune_yolo(tiny_detector(), speed_up=2.0, verbose=False)
     finally:
         LOGGER.propagate = False
-    assert "without data" in caplog.text and "data=your.yaml" in caplog.text and "imgsz=" in caplog.text
+    assert "without data" in caplog.text and "data=your.yaml" in caplog.text
+    assert "the unpruned model at imgsz=448 costs the same GFLOPs" in caplog.text
+
+
+@pytest.mark.parametrize(("share", "imgsz", "expected"), [(1.0, 640, 640), (0.8, 640, 576), (0.5, 640, 448),
+                                                           (0.5, 224, 160), (1e-4, 640, 32)])
+def test_equal_cost_imgsz_is_the_nearest_multiple_of_32(share, imgsz, expected):
+    assert equal_cost_imgsz(share, imgsz) == expected
+
+
+def test_equal_cost_imgsz_costs_the_pruned_share_of_gflops():
+    base = tiny_detector()
+    pruned = prune_yolo(base, speed_up=2.0, verbose=False).model
+    share = get_flops(pruned, 640) / get_flops(base, 640)
+    size = equal_cost_imgsz(share, 640, input_grid(base))
+    assert size == 448 and abs(get_flops(base, size) / get_flops(base, 640) - share) < 0.03
 
 
 @pytest.mark.parametrize("cfg", FAMILIES)

@@ -20,7 +20,7 @@ from .pruning.core import PruneOptions, prune_with_channel_map
 from .pruning.heads import is_supported_head, task_of
 from .pruning.compensation import compensate_removed_channels
 from .pruning.importance import CHOICES, DATA_DRIVEN, IMPORTANCE, resolve_importance
-from .pruning.summary import ModelStats, log_summary
+from .pruning.summary import ModelStats, equal_cost_imgsz, input_grid, log_summary
 from .recovery.calibration import calibration_batches, match_batchnorm_statistics, recalibrate_batchnorm
 from .recovery.distillation import DISTILLED_COST_EXPONENT, DISTILLED_PROTECTED_STRIDE, distill_on_images
 from .recovery.fading import distill_while_fading, fades_every_cut
@@ -188,7 +188,7 @@ def prune_yolo(
         recalibrate_batchnorm(pruned, batches)
     stats = ModelStats.of(source, imgsz), ModelStats.of(pruned, imgsz)
     if data is None:
-        _warn_if_deep(stats[1].gflops / stats[0].gflops)
+        _warn_if_deep(stats[1].gflops / stats[0].gflops, imgsz, input_grid(source))
     if verbose:
         label = model if isinstance(model, (str, os.PathLike)) else type(model).__name__
         goal = f"ratio={options.ratio}" if options.gflops_fraction is None else f"GFLOPs x{options.gflops_fraction:.3f}"
@@ -269,19 +269,20 @@ def _with_compute_target(options: PruneOptions, source, target_gflops, speed_up)
     return replace(options, gflops_fraction=fraction)
 
 
-def _warn_if_deep(gflops_share: float) -> None:
+def _warn_if_deep(gflops_share: float, imgsz: int, grid: int) -> None:
     """Say so when a prune without data went deeper than real detectors survive without training.
 
     Measured on the real COCO yolov8n (BENCHMARKS.md, "Real models"): data-free at 0.80x GFLOPs keeps 0.68x of its
     mAP50-95, at 0.66x 0.08x, at 0.50x nothing; the unpruned model at 448 px (0.49x GFLOPs) keeps 0.91x.
     """
     if gflops_share < TRAINING_FREE_GFLOPS:
+        size = equal_cost_imgsz(gflops_share, imgsz, grid)
         LOGGER.warning(
             f"{PREFIX}pruned to {gflops_share:.2f}x GFLOPs without data: a real model keeps little accuracy this "
             f"deep before fine-tuning (COCO yolov8n: 0.80x keeps 0.68x of its mAP, 0.66x keeps 0.08x). Pass "
             f"data=your.yaml (its images, labels optional, distill the pruned model) and fine-tune with yolo train, "
-            f"or compare a smaller input first: yolo val imgsz=448 (the unpruned COCO yolov8n at 448 px, 0.49x "
-            f"GFLOPs, keeps 0.91x on coco128)."
+            f"or compare a smaller input first: the unpruned model at imgsz={size} costs the same GFLOPs "
+            f"(yolo val ... imgsz={size}; the COCO yolov8n at 448 px, 0.49x GFLOPs, keeps 0.91x on coco128)."
         )
 
 

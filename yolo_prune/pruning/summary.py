@@ -27,6 +27,32 @@ class ModelStats:
         return cls(get_num_params(model), get_flops(model, imgsz), serialized_size(model) / 1e6)
 
 
+def equal_cost_imgsz(gflops_share: float, imgsz: int, stride: int = 32) -> int:
+    """The input size, a multiple of ``stride``, at which an unpruned model costs ``gflops_share`` of its GFLOPs.
+
+    A convolutional model's compute grows with its number of input pixels, so the side shrinks with the square root.
+    It is the cheaper alternative every prune should be compared with (BENCHMARKS.md, "Two controls").
+
+    Args:
+        gflops_share: Pruned GFLOPs / unpruned GFLOPs at ``imgsz``.
+        imgsz: The image size both GFLOPs refer to.
+        stride: The multiple Ultralytics rounds input sizes to (``input_grid``).
+
+    Returns:
+        The multiple of ``stride`` nearest ``imgsz * sqrt(gflops_share)``, at least ``stride``.
+
+    Examples:
+        >>> equal_cost_imgsz(0.5, 640)
+        448
+    """
+    return max(stride, round(imgsz * gflops_share**0.5 / stride) * stride)
+
+
+def input_grid(model: nn.Module) -> int:
+    """The multiple Ultralytics rounds input sizes to for ``model``: its largest stride, at least 32 (as its trainer)."""
+    return max(32, int(model.stride.max()))
+
+
 def layer_widths(layer: nn.Module) -> str:
     """Describe the channel widths of one layer: output, hidden (``/h``) or the Detect branches."""
     if isinstance(layer, Detect):
@@ -61,3 +87,9 @@ def log_summary(before: DetectionModel, after: DetectionModel, stats: tuple[Mode
     for label, key, fmt in rows:
         ratio = s1[key] / s0[key] if s0[key] else float("nan")
         LOGGER.info(f"{label:<14}{fmt.format(s0[key]):>14} -> {fmt.format(s1[key]):>14}  ({ratio:.3f}x)")
+    size = equal_cost_imgsz(s1["gflops"] / s0["gflops"], imgsz, input_grid(before))
+    if size < imgsz:
+        LOGGER.info(
+            f"the same compute without pruning: the source model at imgsz={size} ({get_flops(before, size):.2f} "
+            f"GFLOPs). Compare both on your images (yolo val ... imgsz={size}) before choosing."
+        )
