@@ -41,8 +41,10 @@ FEATURE_WEIGHT = 20.0
 MOSAIC = 1.0  # probability of mosaic in the distillation images (real yolov8n, speed_up=1.5: 0.163 -> 0.177)
 # Global ranking exponent (score / cost ** it) for a prune that is distilled: distillation recovers damage, so the
 # allocation leans further towards compute saved (real yolov8n with fading, mAP50-95 at exponent 1 -> 1.5:
-# speed_up=1.25 0.374 -> 0.401, 1.5 0.203 -> 0.250; 0.5 at 1.5: 0.067; data-free 1.25: 0.321 -> 0.325)
-DISTILLED_COST_EXPONENT = 1.5
+# speed_up=1.25 0.374 -> 0.401, 1.5 0.203 -> 0.250; 0.5 at 1.5: 0.067; data-free 1.25: 0.321 -> 0.325). With the stem
+# kept whole, 1.5 -> 1.75: 1.25 0.424 -> 0.424, 1.5 0.292 -> 0.293, 2.0 0.065 / 0.071 -> 0.084 / 0.089 (two draws
+# each); 1.0 and 2.0 at 2.0: 0.002 and 0.050 (BENCHMARKS.md, session 16).
+DISTILLED_COST_EXPONENT = 1.75
 # Layers whose output is finer than this stride (the stem, before the P3 features) keep every channel in a distilled
 # prune: distillation re-learns narrowed later layers, but what the first layers drop is lost for every layer after
 # them. Real yolov8n, mAP50-95 through prune_yolo: speed_up=1.25 0.405 -> 0.426, 1.5 0.287 -> 0.291, 2.0 0.003 ->
