@@ -32,6 +32,7 @@ of ``../shared`` (see REAL_DATA.md there):
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -99,9 +100,7 @@ def evaluate(weights: Path, data: str, imgsz: int, by_size: bool = False) -> dic
     stats = DetectionValidator(args={**yolo.overrides, "rect": True, **settings, "mode": "val"})(model=yolo.model)
     result = {"map": round(float(stats["metrics/mAP50-95(B)"]), 4)}
     if by_size:
-        sizes = {size: stats.get(f"metrics/mAP_{size}(B)") for size in SIZES}
-        if None in sizes.values():
-            raise SystemExit("--by-size needs faster-coco-eval: pip install faster-coco-eval")
+        sizes = {size: stats[f"metrics/mAP_{size}(B)"] for size in SIZES}
         result["by_size"] = {size: round(float(ap), 4) for size, ap in sizes.items()}
     return result
 
@@ -281,6 +280,9 @@ def command(args: argparse.Namespace) -> str:
 def main() -> None:
     global CACHE
     args = parse_args()
+    if args.by_size and importlib.util.find_spec("faster_coco_eval") is None:
+        # without it Ultralytics warns and reports 0.0 for every size instead of failing
+        raise SystemExit("--by-size needs faster-coco-eval: pip install faster-coco-eval")
     CACHE = ROOT / "benchmarks" / "cache" / "real" / Path(args.model).stem
     CACHE.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(os.cpu_count() or 1)
