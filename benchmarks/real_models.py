@@ -100,8 +100,7 @@ def evaluate(weights: Path, data: str, imgsz: int, by_size: bool = False) -> dic
     stats = DetectionValidator(args={**yolo.overrides, "rect": True, **settings, "mode": "val"})(model=yolo.model)
     result = {"map": round(float(stats["metrics/mAP50-95(B)"]), 4)}
     if by_size:
-        sizes = {size: stats[f"metrics/mAP_{size}(B)"] for size in SIZES}
-        result["by_size"] = {size: round(float(ap), 4) for size, ap in sizes.items()}
+        result["by_size"] = {size: round(float(stats[f"metrics/mAP_{size}(B)"]), 4) for size in SIZES}
     return result
 
 
