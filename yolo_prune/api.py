@@ -97,7 +97,7 @@ def prune_yolo(
             the next 64 each epoch when there are more, at half ``imgsz``, 30 epochs, a fresh augmentation each,
             mosaic on): its raw head outputs, and every convolution block's output on the channels that block keeps
             (feature mimicking). The training runs on the full-width
-            model while the channels the prune drops fade into their expected value over the first half of the
+            model while the channels the prune drops fade into their expected value over the first 30% of the
             epochs; then they are removed, their constant folded into the consumers (gradual removal instead of one
             cut). Where a cut layer has no BatchNorm to fade by (the segmentation prototypes' upsampler) the model is
             cut first and then distilled. Distillation keeps BatchNorm statistics frozen while the weights move;
