@@ -5,7 +5,8 @@ Prunes the real checkpoint with the data-free defaults (damage score, global per
 and measures mAP50-95 at 640 px on the measuring split. ``--steps N`` instead reaches the speed-up in N prune-and-
 distil steps (each pruning the distilled model of the step before; the features always mimic the unpruned model).
 ``--fade SHARE`` distils the full-width model while the channels the prune drops fade into their expectation over
-that share of the steps, then removes them (``recovery.fading``, the library default with ``SHARE`` 0.5); ``--cap``
+that share of the steps, then removes them (``recovery.fading``, the library default with ``SHARE`` 0.3; with
+``--cut-after-fade`` they are removed as soon as the fade ends and the narrow model distils on); ``--cap``
 limits the share of any slot's channels the global ranking removes, ``--cost-exponent`` how strongly it prefers
 cheap channels (damage / cost ** E) and ``--protected-stride S`` keeps the layers whose output stride is below S whole
 (the library's distilled default: 8, the stem); ``--mixup P`` blends images as Ultralytics' mixup and
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import math
 import os
 import re
 import time
@@ -72,6 +74,8 @@ def parse_args() -> argparse.Namespace:
                    help="what mimics: each Conv block's output, or its BatchNorm's (before the activation)")
     p.add_argument("--channel-norm", action="store_true", help="feature error per unit of each channel's variance")
     p.add_argument("--images", type=int, default=distillation.IMAGES, help="distinct calibration images distilled on")
+    p.add_argument("--cut-after-fade", action="store_true",
+                   help="with --fade: cut the faded channels as soon as the fade ends and distil the narrow model on")
     return p.parse_args()
 
 
@@ -93,11 +97,19 @@ def faded(source, args: argparse.Namespace, images):
     if args.only:
         kept = _restricted(kept, source, args.only)
     student = copy.deepcopy(source)
-    with fading.ChannelFade(student, kept, share=args.fade) as fade:
-        distillation.distill(student, source, images, args.epochs, lr=args.lr, kept=_mimicked(kept, args.mimic),
+    fade_epochs = math.ceil(args.fade * args.epochs) if args.cut_after_fade else args.epochs
+
+    def train(model, kept: dict, first: int, epochs: int, fade=None) -> None:
+        distillation.distill(model, source, images, epochs, lr=args.lr, kept=_mimicked(kept, args.mimic),
                              feature_weight=args.feature_weight, verbose=False, fade=fade,
-                             label_weight=args.label_weight)
-    return fading.cut_faded(student, kept)[0]
+                             label_weight=args.label_weight, first_epoch=first, total_epochs=args.epochs)
+
+    with fading.ChannelFade(student, kept, share=args.fade) as fade:
+        train(student, kept, 0, fade_epochs, fade)
+    pruned, kept = fading.cut_faded(student, kept)
+    if fade_epochs < args.epochs:
+        train(pruned, kept, fade_epochs, args.epochs - fade_epochs)
+    return pruned
 
 
 def use_feature_variant(tap: str, channel_norm: bool) -> None:

@@ -110,6 +110,7 @@ def prune(method: str, speed_up: float, args: argparse.Namespace, out: Path) -> 
     kwargs = dict(METHOD_ARGS[method])
     if kwargs.pop("data", False):
         kwargs["data"] = args.calib
+    torch.set_num_threads(os.cpu_count() or 1)  # as a fresh `yolo-prune prune` has: every val resets it to cores - 1
     start = time.perf_counter()
     model = prune_yolo(args.model, speed_up=speed_up, imgsz=args.imgsz, save=out, overwrite=True, **kwargs)
     seconds = time.perf_counter() - start

@@ -92,6 +92,38 @@ def test_fade_schedule_rises_linearly_then_holds():
     assert fade_schedule(0, 1, 0.5) == 1.0
 
 
+def test_a_schedule_advanced_to_a_step_continues_the_whole_runs_rates_and_momenta():
+    from yolo_prune.recovery.distillation import _one_cycle
+
+    def rates(start: int, steps: int) -> list[tuple[float, float]]:
+        optimizer = torch.optim.Adam([nn.Parameter(torch.zeros(1))], lr=1e-3)
+        schedule = _one_cycle(optimizer, 1e-3, 40, start=start)
+        seen = []
+        for _ in range(steps):
+            seen.append((optimizer.param_groups[0]["lr"], optimizer.param_groups[0]["betas"][0]))
+            optimizer.step()
+            schedule.step()
+        return seen
+
+    whole = rates(0, 40)
+    assert len(set(whole)) > 30  # the rate and Adam's momentum both move over the run
+    assert rates(12, 28) == whole[12:]
+
+
+def test_a_distillation_split_over_two_calls_continues_the_fade(dataset_yaml):
+    from yolo_prune.recovery.calibration import calibration_batches
+    from yolo_prune.recovery.distillation import distill
+
+    source, kept = pruned_source()
+    student = copy.deepcopy(source)
+    batches = lambda epoch: calibration_batches(str(dataset_yaml), 64, images=16, seed=epoch)  # noqa: E731
+    with ChannelFade(student, kept, share=0.75) as fade:  # 2 epochs x 2 batches: the fade ends on the third step
+        distill(student, source, batches, 1, kept=kept, verbose=False, fade=fade, total_epochs=2)
+        assert abs(fade.progress - 2 / 3) < 1e-9  # two of the whole run's three fading steps, not of this call's
+        distill(student, source, batches, 1, kept=kept, verbose=False, fade=fade, first_epoch=1, total_epochs=2)
+        assert fade.progress == 1.0  # the second call continues the run, past the fade's end
+
+
 def test_segmentation_fades_and_prunes_into_a_stock_model_with_its_upsampler_pruned(task_dataset):
     from conftest import tiny_task_model
     from helpers import assert_stock_rebuild_keeps_every_tensor

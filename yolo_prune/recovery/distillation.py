@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -169,6 +170,8 @@ def distill(
     verbose: bool = True,
     fade: ChannelFade | None = None,
     label_weight: float = 0.0,
+    first_epoch: int = 0,
+    total_epochs: int | None = None,
 ) -> list[float]:
     """Train ``student`` in place towards ``teacher``'s raw head outputs and, given ``kept``, its block outputs.
 
@@ -176,7 +179,7 @@ def distill(
         student: The pruned detection model (float32, CPU); left in eval mode.
         teacher: The unpruned model; not modified.
         batches_for_epoch: Epoch index -> image batches (``img`` float in [0, 1]), e.g. a fresh augmentation each.
-        epochs: Passes over the images.
+        epochs: Passes over the images in this call.
         lr: Peak learning rate of the one-cycle schedule (Adam).
         kept: BatchNorm name -> kept source channels (from ``prune_with_channel_map``): adds ``feature_loss`` over
             every ``Conv`` block (on the channels each kept). None: head outputs only.
@@ -184,6 +187,9 @@ def distill(
         verbose: Show a progress bar.
         fade: A ``fading.ChannelFade`` on the full-width ``student``, advanced before every step.
         label_weight: Weight of Ultralytics' own loss on the batches' labels (per image), added where they have any.
+        first_epoch: The epoch this call starts at, in a run split over several calls (e.g. before and after a cut):
+            the images (``batches_for_epoch``), the learning-rate schedule and the fade continue from there.
+        total_epochs: The epochs of that whole run (None: ``first_epoch + epochs``).
 
     Returns:
         The mean loss of every epoch.
@@ -193,18 +199,19 @@ def distill(
     """
     teacher = copy.deepcopy(teacher).float().cpu()
     params = _trainable(student)
-    first = batches_for_epoch(0)
+    first = batches_for_epoch(first_epoch)
     optimizer = torch.optim.Adam(params, lr=lr)
-    steps = max(1, epochs * len(first))
-    schedule = _one_cycle(optimizer, lr, steps)
+    steps = max(1, (total_epochs or first_epoch + epochs) * len(first))
+    schedule = _one_cycle(optimizer, lr, steps, start=first_epoch * len(first))
     reg_max = getattr(student.model[-1], "reg_max", 16)
     blocks = mimicked_blocks(student, kept) if kept and feature_weight else []
     losses = []
-    bar = TQDM(range(epochs), desc="distill", disable=not verbose)
+    desc = "distill (fading)" if fade is not None else "distill"
+    bar = TQDM(range(first_epoch, first_epoch + epochs), desc=desc, disable=not verbose)
     labels = ultralytics_loss(student) if label_weight else contextlib.nullcontext()
     with FeatureTaps(student, blocks) as student_taps, FeatureTaps(teacher, blocks) as teacher_taps, labels:
         for epoch in bar:
-            batches = first if epoch == 0 else batches_for_epoch(epoch)
+            batches = first if epoch == first_epoch else batches_for_epoch(epoch)
             total = 0.0
             for i, batch in enumerate(batches[: len(first)]):
                 if fade is not None:
@@ -230,11 +237,17 @@ def distill(
     return losses
 
 
-def _one_cycle(optimizer: torch.optim.Optimizer, lr: float, steps: int):
-    """One-cycle schedule warming up over 5% of the steps (at least two); a constant rate for under four steps."""
+def _one_cycle(optimizer: torch.optim.Optimizer, lr: float, steps: int, start: int = 0):
+    """One-cycle schedule warming up over 5% of the steps (at least two), advanced to step ``start``; a constant rate
+    for under four steps."""
     if steps < 4:
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
-    return torch.optim.lr_scheduler.OneCycleLR(optimizer, lr, total_steps=steps, pct_start=min(0.5, max(0.05, 2 / steps)))
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, lr, total_steps=steps, pct_start=min(0.5, max(0.05, 2 / steps)))
+    with warnings.catch_warnings():  # advancing the schedule before any optimizer step is the point here
+        warnings.simplefilter("ignore", UserWarning)
+        for _ in range(start):
+            schedule.step()
+    return schedule
 
 
 def _trainable(model: nn.Module) -> list[nn.Parameter]:
@@ -268,6 +281,8 @@ def distill_on_images(
     verbose: bool = True,
     task: str = "detect",
     fade: ChannelFade | None = None,
+    first_epoch: int = 0,
+    total_epochs: int | None = None,
 ) -> list[float]:
     """``distill`` on ``IMAGES`` training images of ``data`` per epoch at half ``imgsz``, mosaic on (labels unread).
 
@@ -275,6 +290,8 @@ def distill_on_images(
     compute, and one of ``IMAGES`` images or fewer is used whole in every epoch. At the same 240 steps, more distinct
     images distil as well or better (real yolov8n, mAP50-95 at ``speed_up=1.5`` with 16 / 32 / 64 images: 0.274 /
     0.278 / 0.292; at 1.25 with 32 / 64: 0.424 / 0.424).
+
+    ``first_epoch`` and ``total_epochs`` place the call inside a longer run, as for ``distill``.
 
     Half the size costs a quarter of the time; classifiers (224 px, no mosaic) distil at their own size. Real COCO
     yolov8n (640 px), from the data-free prune: ``speed_up=1.25`` 0.321 -> 0.368 mAP50-95, ``speed_up=1.5`` 0.039 ->
@@ -287,4 +304,5 @@ def distill_on_images(
     images = lambda epoch: calibration_batches(  # noqa: E731
         data, size, IMAGES, seed=epoch, mosaic=MOSAIC, task=task, window=epoch
     )
-    return distill(student, teacher, images, epochs, kept=kept, verbose=verbose, fade=fade)
+    return distill(student, teacher, images, epochs, kept=kept, verbose=verbose, fade=fade, first_epoch=first_epoch,
+                   total_epochs=total_epochs)
