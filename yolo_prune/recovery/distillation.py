@@ -242,7 +242,8 @@ def _one_cycle(optimizer: torch.optim.Optimizer, lr: float, steps: int, start: i
     for under four steps."""
     if steps < 4:
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, lr, total_steps=steps, pct_start=min(0.5, max(0.05, 2 / steps)))
+    warmup = min(0.5, max(0.05, 2 / steps))
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, lr, total_steps=steps, pct_start=warmup)
     with warnings.catch_warnings():  # advancing the schedule before any optimizer step is the point here
         warnings.simplefilter("ignore", UserWarning)
         for _ in range(start):

@@ -125,8 +125,8 @@ def distill_while_fading(
     trains the narrow model, which costs what the pruned model costs (the same function, the same schedule), and
     the model measured is the one trained (no border error from the cut after the last step). Real yolov8n,
     mAP50-95, cut at the fade's end vs after the last epoch: speed_up=1.25 0.425 vs 0.425; 1.5 0.310 / 0.295 vs
-    0.303 / 0.293 (two augmentation draws) in a fifth less time; 2.0 0.084 vs 0.093, at 60 epochs 0.106 vs 0.105
-    (BENCHMARKS.md, session 23).
+    0.303 / 0.293 (two augmentation draws) in a fifth less time; 2.0 0.084 / 0.085 vs 0.093 / 0.089, at 60 epochs
+    0.106 vs 0.105 (BENCHMARKS.md, session 23).
 
     Args:
         source: The unpruned model (the teacher); not modified.
