@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import math
 import os
 import re
 import time
@@ -97,7 +96,7 @@ def faded(source, args: argparse.Namespace, images):
     if args.only:
         kept = _restricted(kept, source, args.only)
     student = copy.deepcopy(source)
-    fade_epochs = math.ceil(args.fade * args.epochs) if args.cut_after_fade else args.epochs
+    fade_epochs = fading.fade_epochs(args.epochs, args.fade) if args.cut_after_fade else args.epochs
 
     def train(model, kept: dict, first: int, epochs: int, fade=None) -> None:
         distillation.distill(model, source, images, epochs, lr=args.lr, kept=_mimicked(kept, args.mimic),

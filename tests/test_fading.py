@@ -86,6 +86,15 @@ def test_a_fully_faded_model_prunes_without_changing_its_function_inside_the_ima
     assert (out - faded).abs().mean() < 0.3 * (uncompensated - faded).abs().mean()  # zero padding: borders differ
 
 
+def test_fade_epochs_end_where_the_fade_does():
+    from yolo_prune.recovery.fading import fade_epochs
+
+    for epochs, share in ((30, 0.3), (45, 0.3), (10, 0.25), (1, 0.3)):
+        n, steps = fade_epochs(epochs, share), epochs * 8
+        assert fade_schedule(n * 8 - 1, steps, share) == 1.0  # complete by the end of the last fading epoch
+        assert n == epochs or fade_schedule((n - 1) * 8 - 1, steps, share) < 1.0  # and not an epoch sooner
+
+
 def test_fade_schedule_rises_linearly_then_holds():
     assert fade_schedule(0, 100, 0.5) == 0.02
     assert fade_schedule(49, 100, 0.5) == 1.0 and fade_schedule(99, 100, 0.5) == 1.0

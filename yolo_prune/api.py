@@ -98,8 +98,9 @@ def prune_yolo(
             mosaic on): its raw head outputs, and every convolution block's output on the channels that block keeps
             (feature mimicking). The first 30% of the epochs train the full-width model while the channels the
             prune drops fade into their expected value; then they are removed, their constant folded into the
-            consumers (gradual removal instead of one cut), and the remaining epochs train the pruned model. Where a cut layer has no BatchNorm to fade by (the segmentation prototypes' upsampler) the model is
-            cut first and then distilled. Distillation keeps BatchNorm statistics frozen while the weights move;
+            consumers (gradual removal instead of one cut), and the remaining epochs train the pruned model.
+            Where a cut layer has no BatchNorm to fade by (the segmentation prototypes' upsampler) the model is cut
+            first and then distilled. Distillation keeps BatchNorm statistics frozen while the weights move;
             afterwards each BatchNorm's stored statistics are set to what its input has on 64 of the images, its
             scale and shift adjusted so the model computes the same, so that a fine-tune (training-mode BatchNorm)
             starts from the model evaluated (real yolov8n, ``speed_up=1.5``, 10 epochs of the README recipe: 0.368

@@ -105,6 +105,11 @@ def _doomed(kept: torch.Tensor | None, channels: int) -> torch.Tensor | None:
     return mask.nonzero().flatten()
 
 
+def fade_epochs(epochs: int, share: float = FADE_SHARE) -> int:
+    """The first epochs of ``epochs`` by whose end a fade over ``share`` of the steps is complete."""
+    return min(epochs, math.ceil(share * epochs))
+
+
 def fade_schedule(step: int, steps: int, share: float = FADE_SHARE) -> float:
     """Fade progress after ``step`` of ``steps``: linear from 0 to 1 over the first ``share`` of them, then 1."""
     return min(1.0, (step + 1) / max(1.0, share * steps))
@@ -145,13 +150,13 @@ def distill_while_fading(
         >>> pruned, kept = distill_while_fading(source, kept, "data.yaml", imgsz=640)
     """
     student = copy.deepcopy(source).float().cpu()
-    fade_epochs = min(epochs, math.ceil(FADE_SHARE * epochs))
+    fading = fade_epochs(epochs)
     with ChannelFade(student, kept) as fade:
-        distill_on_images(student, source, data, imgsz, kept, fade_epochs, verbose, task, fade, total_epochs=epochs)
+        distill_on_images(student, source, data, imgsz, kept, fading, verbose, task, fade, total_epochs=epochs)
     pruned, kept = cut_faded(student, kept)
-    if fade_epochs < epochs:
-        distill_on_images(pruned, source, data, imgsz, kept, epochs - fade_epochs, verbose, task,
-                          first_epoch=fade_epochs, total_epochs=epochs)
+    if fading < epochs:
+        distill_on_images(pruned, source, data, imgsz, kept, epochs - fading, verbose, task,
+                          first_epoch=fading, total_epochs=epochs)
     return pruned, kept
 
 
