@@ -9,6 +9,7 @@ import hashlib
 import io
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -125,6 +126,22 @@ def test_overwrite_replaces_atomically_and_saved_file_is_complete(tmp_path, smal
     save_atomic({"other": 1}, dest, overwrite=True)
     assert torch.load(dest, weights_only=True) == {"other": 1}
     assert sorted(p.name for p in dest.parent.iterdir()) == ["x.pt"]
+
+
+def test_unsaved_prune_leaves_no_file_after_the_process(tmp_path):
+    """Without save= the checkpoint lives in a temporary folder that must go when the process ends."""
+    script = (
+        "from yolo_prune.checkpoint import save_atomic, temporary_checkpoint_path\n"
+        "import torch, sys\n"
+        "path = save_atomic({'yolo_prune': 1}, temporary_checkpoint_path())\n"
+        "assert torch.load(path, weights_only=True) == {'yolo_prune': 1}\n"
+        "print(path)\n"
+    )
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert Path(done.stdout.strip()).parent.parent == tmp_path
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX permissions")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,7 +11,7 @@ from ultralytics.utils import LOGGER, colorstr
 from ultralytics.utils.torch_utils import get_flops
 
 from . import __version__
-from .checkpoint import checkpoint_dict, save_atomic
+from .checkpoint import checkpoint_dict, save_atomic, temporary_checkpoint_path
 from .errors import PruneError
 from .loading import ModelSource, load_model, restricted_yolo
 from .pruning.architecture import check_supported
@@ -123,7 +122,8 @@ def prune_yolo(
             0.06x of the base -> 0.92x / 0.89x); it leads the plain prune by 3-6 points after a 1-epoch fine-tune
             (use a gentle one, e.g. ``lr0=1e-4``) and by 0.2-1.2 after 5 epochs. On 2 CPU cores an n model takes
             30-50 s at 128 px and about 3 minutes at 640 px. With ``distill`` it refits the distilled model.
-        save: Also write the pruned checkpoint here (atomically).
+        save: Also write the pruned checkpoint here (atomically). Without it the checkpoint is written to a temporary
+            folder that is removed when the Python process exits; use ``.save()`` or ``save=`` to keep it.
         overwrite: Allow ``save`` to replace an existing file.
         verbose: Log the per-layer width table and before/after params, GFLOPs and size.
 
@@ -196,7 +196,7 @@ def prune_yolo(
         log_summary(source, pruned, stats, imgsz)
     metadata = {**_metadata(options, source_file, stats, reconstruct), "compensated": bool(compensate),
                 "distilled": bool(distill)}
-    out = Path(save) if save is not None else Path(tempfile.mkdtemp(prefix="yolo_prune_")) / "pruned.pt"
+    out = Path(save) if save is not None else temporary_checkpoint_path()
     save_atomic(checkpoint_dict(pruned, metadata), out, overwrite=overwrite)
     if verbose and save is not None:
         LOGGER.info(f"{PREFIX}saved {out} ({out.stat().st_size / 1e6:.2f} MB)")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import copy
 import io
 import os
+import shutil
 import tempfile
 from datetime import datetime
 from pathlib import Path
@@ -53,6 +55,18 @@ def serialized_size(model: BaseModel) -> int:
     buffer = io.BytesIO()
     torch.save({"model": copy.deepcopy(model).half()}, buffer)
     return buffer.tell()
+
+
+def temporary_checkpoint_path() -> Path:
+    """A ``pruned.pt`` path in a fresh private folder that is removed when this Python process exits.
+
+    The model ``prune_yolo`` returns without ``save=`` is loaded from such a file, and Ultralytics reads it again
+    (``model.train()``, its DDP subprocesses), so it lives as long as the process, not longer: hundreds of pruning
+    calls must not fill the temporary folder.
+    """
+    folder = tempfile.mkdtemp(prefix="yolo_prune_")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return Path(folder) / "pruned.pt"
 
 
 def save_atomic(ckpt: dict, path: str | os.PathLike, overwrite: bool = False) -> Path:
