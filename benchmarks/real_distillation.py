@@ -6,7 +6,8 @@ and measures mAP50-95 at 640 px on the measuring split. ``--steps N`` instead re
 distil steps (each pruning the distilled model of the step before; the features always mimic the unpruned model).
 ``--fade SHARE`` distils the full-width model while the channels the prune drops fade into their expectation over
 that share of the steps, then removes them (``recovery.fading``, the library default with ``SHARE`` 0.3; with
-``--cut-after-fade`` they are removed as soon as the fade ends and the narrow model distils on); ``--cap``
+``--cut-after-fade`` they are removed as soon as the fade ends and the narrow model distils on, Adam's moments cut
+and carried over unless ``--fresh-moments``); ``--cap``
 limits the share of any slot's channels the global ranking removes, ``--cost-exponent`` how strongly it prefers
 cheap channels (damage / cost ** E) and ``--protected-stride S`` keeps the layers whose output stride is below S whole
 (the library's distilled default: 8, the stem); ``--mixup P`` blends images as Ultralytics' mixup and
@@ -75,6 +76,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--images", type=int, default=distillation.IMAGES, help="distinct calibration images distilled on")
     p.add_argument("--cut-after-fade", action="store_true",
                    help="with --fade: cut the faded channels as soon as the fade ends and distil the narrow model on")
+    p.add_argument("--fresh-moments", action="store_true",
+                   help="with --cut-after-fade: a fresh Adam after the cut (the library carries the moments over)")
     return p.parse_args()
 
 
@@ -98,13 +101,18 @@ def faded(source, args: argparse.Namespace, images):
     student = copy.deepcopy(source)
     fade_epochs = fading.fade_epochs(args.epochs, args.fade) if args.cut_after_fade else args.epochs
 
+    moments = None if args.fresh_moments else {}
+
     def train(model, kept: dict, first: int, epochs: int, fade=None) -> None:
         distillation.distill(model, source, images, epochs, lr=args.lr, kept=_mimicked(kept, args.mimic),
                              feature_weight=args.feature_weight, verbose=False, fade=fade,
-                             label_weight=args.label_weight, first_epoch=first, total_epochs=args.epochs)
+                             label_weight=args.label_weight, first_epoch=first, total_epochs=args.epochs,
+                             moments=moments)
 
     with fading.ChannelFade(student, kept, share=args.fade) as fade:
         train(student, kept, 0, fade_epochs, fade)
+    if moments is not None and fade_epochs < args.epochs:
+        moments = fading.cut_moments(student, kept, moments)
     pruned, kept = fading.cut_faded(student, kept)
     if fade_epochs < args.epochs:
         train(pruned, kept, fade_epochs, args.epochs - fade_epochs)

@@ -163,6 +163,29 @@ def test_distillation_pulls_the_pruned_model_towards_the_source(dataset_yaml):
     assert all(p.grad is None for p in pruned.parameters())
 
 
+def test_distillation_uses_every_core_after_ultralytics_lowered_the_thread_count(dataset_yaml, monkeypatch):
+    from yolo_prune.recovery import distillation
+    from yolo_prune.recovery.calibration import calibration_batches
+
+    monkeypatch.setattr(distillation, "CPU_THREADS", 2)  # torch's count at import, as on a 2-core machine
+    source = tiny_detector()
+    pruned, _ = prune_with_channel_map(source, PruneOptions(0.3, "damage", global_pruning=True))
+    seen = []
+
+    def batches(epoch: int) -> list[dict]:
+        seen.append(torch.get_num_threads())
+        return calibration_batches(str(dataset_yaml), 64, images=4, seed=epoch)
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # what Ultralytics' select_device leaves on 2 cores after a val/train/predict
+    try:
+        distillation.distill(pruned, source, batches, epochs=2, verbose=False)
+        assert seen == [1, 2]  # the first epoch's images are read before, the second's inside the training loop
+        assert torch.get_num_threads() == 1  # the caller's count is back
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_feature_mimicking_pulls_pruned_blocks_towards_the_kept_teacher_channels(dataset_yaml):
     from yolo_prune.recovery.calibration import calibration_batches
     from yolo_prune.recovery.distillation import FeatureTaps, distill, feature_loss, mimicked_blocks, raw_outputs

@@ -9,7 +9,7 @@ from conftest import tiny_detector
 from test_compensation import calibrated
 from yolo_prune.pruning.compensation import batchnorm_blocks, block_moments, compensate_removed_channels
 from yolo_prune.pruning.core import PruneOptions, prune_keeping, prune_with_channel_map
-from yolo_prune.recovery.fading import ChannelFade, fade_schedule
+from yolo_prune.recovery.fading import ChannelFade, cut_moments, fade_schedule
 
 IMAGES = torch.rand(4, 3, 64, 64, generator=torch.Generator().manual_seed(2))
 
@@ -126,11 +126,32 @@ def test_a_distillation_split_over_two_calls_continues_the_fade(dataset_yaml):
     source, kept = pruned_source()
     student = copy.deepcopy(source)
     batches = lambda epoch: calibration_batches(str(dataset_yaml), 64, images=16, seed=epoch)  # noqa: E731
+    moments = {}
     with ChannelFade(student, kept, share=0.75) as fade:  # 2 epochs x 2 batches: the fade ends on the third step
-        distill(student, source, batches, 1, kept=kept, verbose=False, fade=fade, total_epochs=2)
+        distill(student, source, batches, 1, kept=kept, verbose=False, fade=fade, total_epochs=2, moments=moments)
         assert abs(fade.progress - 2 / 3) < 1e-9  # two of the whole run's three fading steps, not of this call's
-        distill(student, source, batches, 1, kept=kept, verbose=False, fade=fade, first_epoch=1, total_epochs=2)
+        assert {int(state["step"]) for state in moments.values()} == {2}
+        distill(student, source, batches, 1, kept=kept, verbose=False, fade=fade, first_epoch=1, total_epochs=2,
+                moments=moments)
         assert fade.progress == 1.0  # the second call continues the run, past the fade's end
+    assert {int(state["step"]) for state in moments.values()} == {4}  # and Adam's state with it
+    assert moments.keys() == {n for n, p in student.named_parameters() if "dfl" not in n}
+
+
+def test_adams_moments_are_cut_as_the_weights_are():
+    source, kept = pruned_source()
+    weights = dict(source.named_parameters())
+    moments = {n: {"step": torch.tensor(3.0), "exp_avg": 2 * p.detach(), "exp_avg_sq": p.detach() ** 2}
+               for n, p in weights.items()}
+    cut = cut_moments(source, kept, moments)
+    pruned, _ = prune_keeping(source, kept)
+    narrowed = 0
+    for name, p in pruned.named_parameters():
+        assert torch.equal(cut[name]["exp_avg"], 2 * p.detach())
+        assert torch.equal(cut[name]["exp_avg_sq"], p.detach() ** 2)
+        assert cut[name]["step"] == 3
+        narrowed += p.shape != weights[name].shape
+    assert narrowed > 10
 
 
 def test_segmentation_fades_and_prunes_into_a_stock_model_with_its_upsampler_pruned(task_dataset):

@@ -52,6 +52,10 @@ DISTILLED_COST_EXPONENT = 1.75
 # 0.065 (at 2.0, the backbone cut alone, 11% of the GFLOPs, had left 0.006; protecting up to stride 8: 0.024).
 DISTILLED_PROTECTED_STRIDE = 8
 TASK_OUTPUTS = ("mask_coefficient", "kpts", "angle")  # per-anchor outputs of the segment, pose and OBB heads
+# torch's own thread count, read before any Ultralytics val/train/predict in this process lowers it to cores - 1
+# (select_device leaves a core to its data-loading workers; distillation loads in its own thread): on 2 cores the
+# real yolov8n's distillation takes 197-225 s with two threads and 323-347 s with one (BENCHMARKS.md, session 23).
+CPU_THREADS = torch.get_num_threads()
 
 
 def distillation_loss(student: dict, teacher: dict, reg_max: int) -> torch.Tensor:
@@ -172,6 +176,7 @@ def distill(
     label_weight: float = 0.0,
     first_epoch: int = 0,
     total_epochs: int | None = None,
+    moments: dict[str, dict[str, torch.Tensor]] | None = None,
 ) -> list[float]:
     """Train ``student`` in place towards ``teacher``'s raw head outputs and, given ``kept``, its block outputs.
 
@@ -190,6 +195,9 @@ def distill(
         first_epoch: The epoch this call starts at, in a run split over several calls (e.g. before and after a cut):
             the images (``batches_for_epoch``), the learning-rate schedule and the fade continue from there.
         total_epochs: The epochs of that whole run (None: ``first_epoch + epochs``).
+        moments: Adam's state by parameter name, for a run split over several calls: a non-empty dict starts the
+            optimizer from it (the parameters whose shapes match, e.g. cut by ``fading.cut_moments``), and any dict
+            is filled with the state the call ends with.
 
     Returns:
         The mean loss of every epoch.
@@ -201,6 +209,8 @@ def distill(
     params = _trainable(student)
     first = batches_for_epoch(first_epoch)
     optimizer = torch.optim.Adam(params, lr=lr)
+    if moments:
+        _load_moments(optimizer, student, moments)
     steps = max(1, (total_epochs or first_epoch + epochs) * len(first))
     schedule = _one_cycle(optimizer, lr, steps, start=first_epoch * len(first))
     reg_max = getattr(student.model[-1], "reg_max", 16)
@@ -209,7 +219,12 @@ def distill(
     desc = "distill (fading)" if fade is not None else "distill"
     bar = TQDM(range(first_epoch, first_epoch + epochs), desc=desc, disable=not verbose)
     labels = ultralytics_loss(student) if label_weight else contextlib.nullcontext()
-    with FeatureTaps(student, blocks) as student_taps, FeatureTaps(teacher, blocks) as teacher_taps, labels:
+    with (
+        every_core(),
+        FeatureTaps(student, blocks) as student_taps,
+        FeatureTaps(teacher, blocks) as teacher_taps,
+        labels,
+    ):
         for epoch in bar:
             batches = first if epoch == first_epoch else batches_for_epoch(epoch)
             total = 0.0
@@ -233,8 +248,35 @@ def distill(
             bar.set_postfix(loss=f"{losses[-1]:.4f}")
     for p in params:
         p.grad = None
+    if moments is not None:
+        moments.clear()
+        moments.update(_named_moments(optimizer, student))
     student.eval()
     return losses
+
+
+@contextlib.contextmanager
+def every_core():
+    """Let torch use at least ``CPU_THREADS`` threads inside the block; the caller's count is restored after it."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(before, CPU_THREADS))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _named_moments(optimizer: torch.optim.Adam, model: nn.Module) -> dict[str, dict[str, torch.Tensor]]:
+    """Adam's state of every trained parameter of ``model``, by parameter name."""
+    return {name: dict(optimizer.state[p]) for name, p in model.named_parameters() if p in optimizer.state}
+
+
+def _load_moments(optimizer: torch.optim.Adam, model: nn.Module, moments: dict[str, dict[str, torch.Tensor]]) -> None:
+    """Start ``optimizer`` from Adam states by parameter name (those whose shapes match ``model``'s)."""
+    for name, p in model.named_parameters():
+        state = moments.get(name)
+        if p.requires_grad and state is not None and state["exp_avg"].shape == p.shape:
+            optimizer.state[p] = {k: v.clone() for k, v in state.items()}
 
 
 def _one_cycle(optimizer: torch.optim.Optimizer, lr: float, steps: int, start: int = 0):
@@ -284,6 +326,7 @@ def distill_on_images(
     fade: ChannelFade | None = None,
     first_epoch: int = 0,
     total_epochs: int | None = None,
+    moments: dict[str, dict[str, torch.Tensor]] | None = None,
 ) -> list[float]:
     """``distill`` on ``IMAGES`` training images of ``data`` per epoch at half ``imgsz``, mosaic on (labels unread).
 
@@ -292,7 +335,7 @@ def distill_on_images(
     images distil as well or better (real yolov8n, mAP50-95 at ``speed_up=1.5`` with 16 / 32 / 64 images: 0.274 /
     0.278 / 0.292; at 1.25 with 32 / 64: 0.424 / 0.424).
 
-    ``first_epoch`` and ``total_epochs`` place the call inside a longer run, as for ``distill``.
+    ``first_epoch``, ``total_epochs`` and ``moments`` place the call inside a longer run, as for ``distill``.
 
     Half the size costs a quarter of the time; classifiers (224 px, no mosaic) distil at their own size. Real COCO
     yolov8n (640 px), from the data-free prune: ``speed_up=1.25`` 0.321 -> 0.368 mAP50-95, ``speed_up=1.5`` 0.039 ->
@@ -306,4 +349,4 @@ def distill_on_images(
         data, size, IMAGES, seed=epoch, mosaic=MOSAIC, task=task, window=epoch
     )
     return distill(student, teacher, images, epochs, kept=kept, verbose=verbose, fade=fade, first_epoch=first_epoch,
-                   total_epochs=total_epochs)
+                   total_epochs=total_epochs, moments=moments)
