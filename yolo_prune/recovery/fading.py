@@ -157,12 +157,12 @@ def distill_while_fading(
     with ChannelFade(student, kept) as fade:
         distill_on_images(student, source, data, imgsz, kept, fading, verbose, task, fade, total_epochs=epochs,
                           moments=moments)
-    if fading < epochs:
-        moments = cut_moments(student, kept, moments)
+    if fading == epochs:
+        return cut_faded(student, kept)
+    moments = cut_moments(student, kept, moments)
     pruned, kept = cut_faded(student, kept)
-    if fading < epochs:
-        distill_on_images(pruned, source, data, imgsz, kept, epochs - fading, verbose, task,
-                          first_epoch=fading, total_epochs=epochs, moments=moments)
+    distill_on_images(pruned, source, data, imgsz, kept, epochs - fading, verbose, task,
+                      first_epoch=fading, total_epochs=epochs, moments=moments)
     return pruned, kept
 
 
