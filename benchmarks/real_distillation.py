@@ -100,7 +100,6 @@ def faded(source, args: argparse.Namespace, images):
         kept = _restricted(kept, source, args.only)
     student = copy.deepcopy(source)
     fade_epochs = fading.fade_epochs(args.epochs, args.fade) if args.cut_after_fade else args.epochs
-
     moments = None if args.fresh_moments else {}
 
     def train(model, kept: dict, first: int, epochs: int, fade=None) -> None:
@@ -111,11 +110,12 @@ def faded(source, args: argparse.Namespace, images):
 
     with fading.ChannelFade(student, kept, share=args.fade) as fade:
         train(student, kept, 0, fade_epochs, fade)
-    if moments is not None and fade_epochs < args.epochs:
+    if fade_epochs == args.epochs:
+        return fading.cut_faded(student, kept)[0]
+    if moments is not None:
         moments = fading.cut_moments(student, kept, moments)
     pruned, kept = fading.cut_faded(student, kept)
-    if fade_epochs < args.epochs:
-        train(pruned, kept, fade_epochs, args.epochs - fade_epochs)
+    train(pruned, kept, fade_epochs, args.epochs - fade_epochs)
     return pruned
 
 
