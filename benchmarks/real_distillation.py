@@ -16,7 +16,10 @@ only those yaml layers (as the ranking chose them; the rest stays whole), ``--ba
 step, ``--mimic REGEX`` lets only the blocks whose BatchNorm names match mimic the teacher and ``--seed K`` draws
 other augmentations of the same images (epoch ``e`` uses seed ``K + e``; the library uses ``e``) and ``--images N``
 distils on the first N calibration images (default 64); ``--tap bn`` mimics each block's BatchNorm output (before
-the activation, as Heo et al. 2019) and ``--channel-norm`` weighs each channel's error by its own variance. Run from the
+the activation, as Heo et al. 2019) and ``--channel-norm`` weighs each channel's error by its own variance;
+``--stagger S`` fades the doomed channels one after another instead of all together (each over ``1 / (1 + S)`` of
+the fade; ``--stagger-by variance``: within each block, the lowest output variance first; ``depth``: block by block,
+the earliest yaml layer first, as progressive grafting hands blocks over). Run from the
 repository root with ``../shared`` (see REAL_DATA.md there):
 
     YOLO_OFFLINE=1 .venv/bin/python benchmarks/real_distillation.py --speed-up 1.5 --feature-weight 0   # head only
@@ -76,6 +79,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--images", type=int, default=distillation.IMAGES, help="distinct calibration images distilled on")
     p.add_argument("--cut-after-fade", action="store_true",
                    help="with --fade: cut the faded channels as soon as the fade ends and distil the narrow model on")
+    p.add_argument("--stagger", type=float, default=0.0,
+                   help="ordered fade: each block's doomed channels fade one after another, lowest variance first "
+                        "(0: all together; S: each channel fades over 1 / (1 + S) of the fade)")
+    p.add_argument("--stagger-by", choices=("variance", "depth"), default="variance",
+                   help="--stagger order: each block's channels by output variance, or whole blocks by yaml layer")
     p.add_argument("--fresh-moments", action="store_true",
                    help="with --cut-after-fade: a fresh Adam after the cut (the library carries the moments over)")
     return p.parse_args()
@@ -108,7 +116,11 @@ def faded(source, args: argparse.Namespace, images):
                              label_weight=args.label_weight, first_epoch=first, total_epochs=args.epochs,
                              moments=moments)
 
-    with fading.ChannelFade(student, kept, share=args.fade) as fade:
+    if args.stagger:
+        fade = StaggeredFade(student, kept, args.fade, args.stagger, args.stagger_by)
+    else:
+        fade = fading.ChannelFade(student, kept, share=args.fade)
+    with fade:
         train(student, kept, 0, fade_epochs, fade)
     if fade_epochs == args.epochs:
         return fading.cut_faded(student, kept)[0]
@@ -117,6 +129,34 @@ def faded(source, args: argparse.Namespace, images):
     pruned, kept = fading.cut_faded(student, kept)
     train(pruned, kept, fade_epochs, args.epochs - fade_epochs)
     return pruned
+
+
+class StaggeredFade(fading.ChannelFade):
+    """A fade in which the doomed channels fade one after another: in each block by output variance, lowest first,
+    or block by block from the first yaml layer (``by="depth"``)."""
+
+    def __init__(self, model, kept, share: float, stagger: float, by: str = "variance") -> None:
+        self.stagger, self.by = stagger, by
+        last = len(model.model) - 1
+        self.depth = {m: int(n.split(".")[1]) / last for n, m in model.named_modules() if n.count(".") >= 1}
+        super().__init__(model, kept, share)
+
+    def _blender(self, block, doomed: torch.Tensor):
+        expected, variance = (m[doomed][None, :, None, None] for m in fading.block_moments(block))
+        if self.by == "depth":
+            rank = torch.full_like(expected, self.depth[block])
+        else:  # 0 for the doomed channel of lowest variance, 1 for the highest
+            rank = variance.flatten().argsort().argsort().double().view_as(expected) / max(1, len(doomed) - 1)
+
+        def hook(module, args, output: torch.Tensor) -> torch.Tensor:
+            if self.progress <= 0:
+                return output
+            a = ((1 + self.stagger) * self.progress - self.stagger * rank).clamp(0, 1).to(output.dtype)
+            blended = output.clone()
+            blended[:, doomed] = (1 - a) * output[:, doomed] + a * expected.to(output.dtype)
+            return blended
+
+        return hook
 
 
 def use_feature_variant(tap: str, channel_norm: bool) -> None:
