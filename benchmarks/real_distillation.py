@@ -141,22 +141,13 @@ class StaggeredFade(fading.ChannelFade):
         self.depth = {m: int(n.split(".")[1]) / last for n, m in model.named_modules() if n.count(".") >= 1}
         super().__init__(model, kept, share)
 
-    def _blender(self, block, doomed: torch.Tensor):
-        expected, variance = (m[doomed][None, :, None, None] for m in fading.block_moments(block))
+    def _amounts(self, block, doomed: torch.Tensor):
+        variance = fading.block_moments(block)[1][doomed][None, :, None, None]
         if self.by == "depth":
-            rank = torch.full_like(expected, self.depth[block])
+            rank = torch.full_like(variance, self.depth[block])
         else:  # 0 for the doomed channel of lowest variance, 1 for the highest
-            rank = variance.flatten().argsort().argsort().double().view_as(expected) / max(1, len(doomed) - 1)
-
-        def hook(module, args, output: torch.Tensor) -> torch.Tensor:
-            if self.progress <= 0:
-                return output
-            a = ((1 + self.stagger) * self.progress - self.stagger * rank).clamp(0, 1).to(output.dtype)
-            blended = output.clone()
-            blended[:, doomed] = (1 - a) * output[:, doomed] + a * expected.to(output.dtype)
-            return blended
-
-        return hook
+            rank = variance.flatten().argsort().argsort().double().view_as(variance) / max(1, len(doomed) - 1)
+        return lambda progress: ((1 + self.stagger) * progress - self.stagger * rank).clamp(0, 1)
 
 
 def use_feature_variant(tap: str, channel_norm: bool) -> None:

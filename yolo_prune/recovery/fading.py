@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -54,6 +55,7 @@ class ChannelFade:
 
     def _blender(self, block: nn.Module, doomed: torch.Tensor):
         cache = {"expected": block_moments(block)[0][doomed][None, :, None, None]}
+        amounts = self._amounts(block, doomed)
 
         def hook(module: nn.Module, args, output: torch.Tensor) -> torch.Tensor:
             if self.progress <= 0:
@@ -61,11 +63,19 @@ class ChannelFade:
             if hasattr(module, "bn"):  # a fused copy (Ultralytics' val) has lost it: keep the last expectation
                 cache["expected"] = block_moments(module)[0][doomed][None, :, None, None]
             expected = cache["expected"].to(output.dtype)
+            amount = torch.as_tensor(amounts(self.progress), dtype=output.dtype)
             blended = output.clone()
-            blended[:, doomed] = (1 - self.progress) * output[:, doomed] + self.progress * expected
+            blended[:, doomed] = (1 - amount) * output[:, doomed] + amount * expected
             return blended
 
         return hook
+
+    def _amounts(self, block: nn.Module, doomed: torch.Tensor) -> Callable[[float], float | torch.Tensor]:
+        """How far ``block``'s doomed channels have faded at a progress: all of them together, by the progress.
+
+        A subclass may fade them one after another by returning a tensor shaped ``(1, len(doomed), 1, 1)``.
+        """
+        return lambda progress: progress
 
     def advance(self, step: int, steps: int) -> None:
         """Set the progress for training step ``step`` of ``steps`` (``fade_schedule``)."""
