@@ -252,6 +252,28 @@ def test_distillation_adds_the_detection_loss_on_labels_when_asked(dataset_yaml)
     assert state(students[1.0]) == state(source)  # the loss's settings are not left in the model
 
 
+def test_distillation_logs_its_dataset_scan_once_and_not_at_all_when_quiet(dataset_yaml):
+    import logging
+
+    from ultralytics.utils import LOGGER
+
+    from yolo_prune.recovery.distillation import distill_on_images
+
+    source, records = tiny_detector("yolov8n.yaml"), []
+    handler = logging.Handler()
+    handler.emit = lambda record: records.append(record.getMessage())
+    LOGGER.addHandler(handler)
+    scans = {}
+    try:
+        for verbose in (True, False):
+            records.clear()
+            distill_on_images(copy.deepcopy(source), source, str(dataset_yaml), 64, epochs=3, verbose=verbose)
+            scans[verbose] = sum("Fast image access" in r for r in records)  # Ultralytics' line for each build
+    finally:
+        LOGGER.removeHandler(handler)
+    assert scans == {True: 1, False: 0}  # one dataset build per epoch, logged for the first
+
+
 def test_calibration_mixup_blends_other_images_in(dataset_yaml):
     from yolo_prune.recovery.calibration import calibration_batches
 

@@ -165,7 +165,7 @@ def prune_yolo(
     if distill:  # the ranking leans further towards compute saved when distillation will recover the damage
         options = replace(options, cost_exponent=DISTILLED_COST_EXPONENT, protected_stride=DISTILLED_PROTECTED_STRIDE)
     needs_batches = importance in DATA_DRIVEN or calibrate_bn
-    batches = calibration_batches(str(data), imgsz, task=task) if needs_batches else None
+    batches = calibration_batches(str(data), imgsz, task=task, verbose=verbose) if needs_batches else None
     if importance in DATA_DRIVEN:
         options = replace(options, calibration=batches)
     if save is not None and source_file is not None and Path(save).resolve() == source_file.resolve():
@@ -179,10 +179,14 @@ def prune_yolo(
     if distill and not fade:
         distill_on_images(pruned, source, str(data), imgsz, kept, verbose=verbose, task=task)
     if distill:
-        calibration = batches or calibration_batches(str(data), imgsz, task=task)  # the same 64 images, read once
+        # the first 64 images again (the distillation has logged their scan), or the batches read above
+        calibration = batches or calibration_batches(str(data), imgsz, task=task, verbose=False)
         match_batchnorm_statistics(pruned, calibration)  # so that a fine-tune starts from the evaluated model
     if reconstruct:
-        images = calibration_batches(str(data), imgsz, images=reconstruction_images(imgsz), task=task)
+        scanned = distill or needs_batches
+        images = calibration_batches(
+            str(data), imgsz, images=reconstruction_images(imgsz), task=task, verbose=verbose and not scanned
+        )
         reconstruct_convolutions(pruned, source, kept, [b["img"] for b in images], verbose=verbose)
     if calibrate_bn:
         recalibrate_batchnorm(pruned, batches)

@@ -1,8 +1,8 @@
-"""Keep exporters' chatter out of the benchmark's output: Ultralytics' INFO logging and converters' native prints."""
+"""Keep exporters' chatter out of the benchmark's output: Ultralytics' INFO logging (``quiet``) and converters'
+native prints (``captured_native_output``)."""
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 import tempfile
@@ -11,19 +11,11 @@ from contextlib import contextmanager
 
 from ultralytics.utils import LOGGER
 
+from ..logs import quiet
+
+__all__ = ["captured_native_output", "quiet"]
+
 TAIL_LINES = 20  # lines of captured output shown when the block fails
-
-
-@contextmanager
-def quiet(enabled: bool = True) -> Iterator[None]:
-    """Raise Ultralytics' logger to WARNING inside the block (no-op when ``enabled`` is False)."""
-    level = LOGGER.level
-    if enabled:
-        LOGGER.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        LOGGER.setLevel(level)
 
 
 @contextmanager

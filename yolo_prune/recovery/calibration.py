@@ -16,6 +16,7 @@ from ultralytics.data import ClassificationDataset, build_dataloader, build_yolo
 from ultralytics.data.utils import check_det_dataset
 
 from ..errors import PruneError
+from ..logs import quiet
 
 CALIBRATION_IMAGES = 64
 CALIBRATION_BATCH = 8
@@ -30,6 +31,7 @@ def calibration_batches(
     task: str = "detect",
     mixup: float = 0.0,
     window: int = 0,
+    verbose: bool = True,
 ) -> list[dict]:
     """Load ``images`` training images of ``data`` as Ultralytics training batches (mosaic off by default).
 
@@ -51,6 +53,7 @@ def calibration_batches(
         window: Which ``images`` images: window ``w`` starts at image ``w * images`` and wraps around the end, so
             consecutive windows go through a larger dataset and a dataset of ``images`` or fewer gives the same
             images in every window. 0: the first ``images``.
+        verbose: Let Ultralytics log its dataset scan (images found, backgrounds, corrupt files).
 
     Returns:
         Batches with images scaled to [0, 1].
@@ -62,13 +65,14 @@ def calibration_batches(
         >>> batches = calibration_batches("coco8.yaml", imgsz=640)
     """
     if task == "classify":
-        return _classification_batches(data, imgsz, images, seed, window)
+        with quiet(not verbose):
+            return _classification_batches(data, imgsz, images, seed, window)
     try:  # autodownload off: a dataset yaml's 'download:' entry is code, never run here
         info = check_det_dataset(str(data), autodownload=False)
     except Exception as e:  # Ultralytics raises several types for a missing or malformed dataset
         raise PruneError(f"Could not read dataset '{data}' for calibration: {e}") from e
     cfg = get_cfg(overrides={"imgsz": imgsz, "task": task, "mosaic": mosaic, "mixup": mixup, "cutmix": 0.0})
-    with seeded_random(seed):
+    with seeded_random(seed), quiet(not verbose):
         try:
             dataset = build_yolo_dataset(cfg, info["train"], CALIBRATION_BATCH, info, mode="train", rect=False)
         except Exception as e:  # no images, unreadable labels...

@@ -346,7 +346,7 @@ def distill_on_images(
     """
     size = imgsz if task == "classify" else max(32, imgsz // 64 * 32)
     images = lambda epoch: calibration_batches(  # noqa: E731
-        data, size, IMAGES, seed=epoch, mosaic=MOSAIC, task=task, window=epoch
+        data, size, IMAGES, seed=epoch, mosaic=MOSAIC, task=task, window=epoch, verbose=verbose and epoch == 0
     )
     return distill(student, teacher, images, epochs, kept=kept, verbose=verbose, fade=fade, first_epoch=first_epoch,
                    total_epochs=total_epochs, moments=moments)

@@ -1,0 +1,26 @@
+"""Ultralytics' log level inside a block: ``quiet`` keeps routine INFO chatter out of yolo-prune's own output."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from ultralytics.utils import LOGGER
+
+
+@contextmanager
+def quiet(enabled: bool = True) -> Iterator[None]:
+    """Raise Ultralytics' logger to WARNING inside the block (no-op when ``enabled`` is False).
+
+    Examples:
+        >>> with quiet():
+        ...     YOLO("yolov8n.pt").val(data="coco8.yaml")  # warnings and errors still show
+    """
+    level = LOGGER.level
+    if enabled:
+        LOGGER.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        LOGGER.setLevel(level)
