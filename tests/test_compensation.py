@@ -274,6 +274,22 @@ def test_distillation_logs_its_dataset_scan_once_and_not_at_all_when_quiet(datas
     assert scans == {True: 1, False: 0}  # one dataset build per epoch, logged for the first
 
 
+def test_distillation_stops_with_a_clear_error_when_the_loss_is_not_finite(dataset_yaml):
+    from yolo_prune.errors import PruneError
+    from yolo_prune.recovery.calibration import calibration_batches
+    from yolo_prune.recovery.distillation import distill
+
+    teacher = tiny_detector("yolov8n.yaml")
+    student = copy.deepcopy(teacher)
+    with torch.no_grad():
+        teacher.model[0].conv.weight[0, 0, 0, 0] = float("nan")  # e.g. a half-precision overflow in a checkpoint
+    batches = calibration_batches(str(dataset_yaml), 64, images=8)
+    before = copy.deepcopy(student.state_dict())
+    with pytest.raises(PruneError, match="Distillation stopped at epoch 1: its loss became nan"):
+        distill(student, teacher, lambda e: batches, epochs=2, verbose=False)
+    assert all(torch.equal(v, student.state_dict()[k]) for k, v in before.items())  # no step was taken with it
+
+
 def test_calibration_mixup_blends_other_images_in(dataset_yaml):
     from yolo_prune.recovery.calibration import calibration_batches
 

@@ -27,6 +27,7 @@ from torch import nn
 from ultralytics.nn.modules import Conv
 from ultralytics.utils import TQDM
 
+from ..errors import PruneError
 from .calibration import calibration_batches, ultralytics_loss
 
 if TYPE_CHECKING:
@@ -202,6 +203,9 @@ def distill(
     Returns:
         The mean loss of every epoch.
 
+    Raises:
+        PruneError: If the loss becomes NaN or infinite (a source model or images with non-finite outputs).
+
     Examples:
         >>> distill(pruned, source, lambda e: calibration_batches("data.yaml", 320, seed=e), epochs=20)
     """
@@ -239,6 +243,7 @@ def distill(
                     loss = loss + label_weight * student.loss(batch, outputs)[0].sum() / len(batch["img"])
                 if blocks:
                     loss = loss + feature_weight * feature_loss(student_taps.outputs, teacher_taps.outputs, kept)
+                _check_finite(loss, epoch)
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
@@ -253,6 +258,16 @@ def distill(
         moments.update(_named_moments(optimizer, student))
     student.eval()
     return losses
+
+
+def _check_finite(loss: torch.Tensor, epoch: int) -> None:
+    """Stop with a clear message when the loss is NaN or infinite, before the weights are spoiled by it."""
+    if not torch.isfinite(loss):
+        raise PruneError(
+            f"Distillation stopped at epoch {epoch + 1}: its loss became {loss.item()}. The source model or the images "
+            "give non-finite outputs; check that 'yolo val' of the source model works on these images, or prune "
+            "without distillation (distill=False)."
+        )
 
 
 @contextlib.contextmanager
