@@ -84,6 +84,8 @@ def parse_args() -> argparse.Namespace:
                         "(0: all together; S: each channel fades over 1 / (1 + S) of the fade)")
     p.add_argument("--stagger-by", choices=("variance", "depth"), default="variance",
                    help="--stagger order: each block's channels by output variance, or whole blocks by yaml layer")
+    p.add_argument("--optimizer", choices=("adam", "sgd"), default="adam",
+                   help="sgd: SGD with Nesterov momentum 0.9 in place of the library's Adam (at --lr; fresh moments)")
     p.add_argument("--fresh-moments", action="store_true",
                    help="with --cut-after-fade: a fresh Adam after the cut (the library carries the moments over)")
     return p.parse_args()
@@ -108,7 +110,7 @@ def faded(source, args: argparse.Namespace, images):
         kept = _restricted(kept, source, args.only)
     student = copy.deepcopy(source)
     fade_epochs = fading.fade_epochs(args.epochs, args.fade) if args.cut_after_fade else args.epochs
-    moments = None if args.fresh_moments else {}
+    moments = None if args.fresh_moments or args.optimizer != "adam" else {}
 
     def train(model, kept: dict, first: int, epochs: int, fade=None) -> None:
         distillation.distill(model, source, images, epochs, lr=args.lr, kept=_mimicked(kept, args.mimic),
@@ -148,6 +150,11 @@ class StaggeredFade(fading.ChannelFade):
         else:  # 0 for the doomed channel of lowest variance, 1 for the highest
             rank = variance.flatten().argsort().argsort().double().view_as(variance) / max(1, len(doomed) - 1)
         return lambda progress: ((1 + self.stagger) * progress - self.stagger * rank).clamp(0, 1)
+
+
+def use_sgd() -> None:
+    """Distil with SGD (Nesterov momentum 0.9) where the library builds Adam (this process trains nothing else)."""
+    torch.optim.Adam = lambda params, lr: torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True)
 
 
 def use_feature_variant(tap: str, channel_norm: bool) -> None:
@@ -201,6 +208,8 @@ def main() -> None:
     widths.MAX_GROUP_RATIO = args.cap
     if args.tap != "output" or args.channel_norm:
         use_feature_variant(args.tap, args.channel_norm)
+    if args.optimizer == "sgd":
+        use_sgd()
     source = YOLO(args.model).model.float().eval()
     images = lambda epoch: calibration_batches(args.data, args.imgsz, args.images,  # noqa: E731
                                                seed=args.seed + epoch, mosaic=args.mosaic, mixup=args.mixup)
