@@ -19,7 +19,8 @@ distils on the first N calibration images (default 64); ``--tap bn`` mimics each
 the activation, as Heo et al. 2019) and ``--channel-norm`` weighs each channel's error by its own variance;
 ``--stagger S`` fades the doomed channels one after another instead of all together (each over ``1 / (1 + S)`` of
 the fade; ``--stagger-by variance``: within each block, the lowest output variance first; ``depth``: block by block,
-the earliest yaml layer first, as progressive grafting hands blocks over). Run from the
+the earliest yaml layer first, as progressive grafting hands blocks over); ``--optimizer sgd`` trains with SGD
+(Nesterov momentum 0.9) at ``--lr`` instead of Adam. Run from the
 repository root with ``../shared`` (see REAL_DATA.md there):
 
     YOLO_OFFLINE=1 .venv/bin/python benchmarks/real_distillation.py --speed-up 1.5 --feature-weight 0   # head only
