@@ -213,7 +213,8 @@ def main() -> None:
         use_sgd()
     source = YOLO(args.model).model.float().eval()
     images = lambda epoch: calibration_batches(args.data, args.imgsz, args.images,  # noqa: E731
-                                               seed=args.seed + epoch, mosaic=args.mosaic, mixup=args.mixup)
+                                               seed=args.seed + epoch, mosaic=args.mosaic, mixup=args.mixup,
+                                               verbose=epoch == 0)
     if args.batch:
         images = _rebatched(images, args.batch)
     start, model, kept = time.perf_counter(), source, None
