@@ -20,7 +20,8 @@ the activation, as Heo et al. 2019) and ``--channel-norm`` weighs each channel's
 ``--stagger S`` fades the doomed channels one after another instead of all together (each over ``1 / (1 + S)`` of
 the fade; ``--stagger-by variance``: within each block, the lowest output variance first; ``depth``: block by block,
 the earliest yaml layer first, as progressive grafting hands blocks over); ``--optimizer sgd`` trains with SGD
-(Nesterov momentum 0.9) at ``--lr`` instead of Adam. Run from the
+(Nesterov momentum 0.9) at ``--lr`` instead of Adam, ``--beta2`` sets Adam's second-moment decay and
+``--temperature T`` softens the class scores' targets. Run from the
 repository root with ``../shared`` (see REAL_DATA.md there):
 
     YOLO_OFFLINE=1 .venv/bin/python benchmarks/real_distillation.py --speed-up 1.5 --feature-weight 0   # head only
@@ -85,6 +86,9 @@ def parse_args() -> argparse.Namespace:
                         "(0: all together; S: each channel fades over 1 / (1 + S) of the fade)")
     p.add_argument("--stagger-by", choices=("variance", "depth"), default="variance",
                    help="--stagger order: each block's channels by output variance, or whole blocks by yaml layer")
+    p.add_argument("--temperature", type=float, default=distillation.CLASS_TEMPERATURE,
+                   help="temperature of the class scores' soft targets (distillation.CLASS_TEMPERATURE)")
+    p.add_argument("--beta2", type=float, default=0.999, help="Adam's second-moment decay (torch's default 0.999)")
     p.add_argument("--optimizer", choices=("adam", "sgd"), default="adam",
                    help="sgd: SGD with Nesterov momentum 0.9 in place of the library's Adam (at --lr; fresh moments)")
     p.add_argument("--fresh-moments", action="store_true",
@@ -158,6 +162,12 @@ def use_sgd() -> None:
     torch.optim.Adam = lambda params, lr: torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True)
 
 
+def use_beta2(beta2: float) -> None:
+    """Distil with Adam's second moments decaying at ``beta2`` (the first moments follow the one-cycle schedule)."""
+    adam = torch.optim.Adam
+    torch.optim.Adam = lambda params, lr: adam(params, lr=lr, betas=(0.9, beta2))
+
+
 def use_feature_variant(tap: str, channel_norm: bool) -> None:
     """Swap the library's feature taps / loss for the ``--tap bn`` and ``--channel-norm`` ablations."""
     blocks, loss = distillation.mimicked_blocks, distillation.feature_loss
@@ -211,6 +221,9 @@ def main() -> None:
         use_feature_variant(args.tap, args.channel_norm)
     if args.optimizer == "sgd":
         use_sgd()
+    elif args.beta2 != 0.999:
+        use_beta2(args.beta2)
+    distillation.CLASS_TEMPERATURE = args.temperature
     source = YOLO(args.model).model.float().eval()
     images = lambda epoch: calibration_batches(args.data, args.imgsz, args.images,  # noqa: E731
                                                seed=args.seed + epoch, mosaic=args.mosaic, mixup=args.mixup,

@@ -290,6 +290,21 @@ def test_distillation_stops_with_a_clear_error_when_the_loss_is_not_finite(datas
     assert all(torch.equal(v, student.state_dict()[k]) for k, v in before.items())  # no step was taken with it
 
 
+@pytest.mark.parametrize("temperature", [1.0, 2.0])
+def test_class_temperature_keeps_the_teacher_as_the_minimum(temperature, monkeypatch):
+    from yolo_prune.recovery import distillation
+
+    monkeypatch.setattr(distillation, "CLASS_TEMPERATURE", temperature)
+    teacher = distillation.raw_outputs(tiny_detector("yolov8n.yaml"), torch.rand(2, 3, 64, 64))
+    teacher = {k: v.detach() for k, v in teacher.items() if isinstance(v, torch.Tensor)}
+    gradients = []
+    for shift in (0.0, 0.5):
+        scores = (teacher["scores"] + shift).requires_grad_()
+        distillation.distillation_loss({**teacher, "scores": scores}, teacher, 16).backward()
+        gradients.append(scores.grad.abs().max().item())
+    assert gradients[0] < 1e-6 < gradients[1]  # the class term pulls every logit towards the teacher's, at any T
+
+
 def test_calibration_mixup_blends_other_images_in(dataset_yaml):
     from yolo_prune.recovery.calibration import calibration_batches
 
