@@ -20,7 +20,8 @@ the activation, as Heo et al. 2019) and ``--channel-norm`` weighs each channel's
 ``--stagger S`` fades the doomed channels one after another instead of all together (each over ``1 / (1 + S)`` of
 the fade; ``--stagger-by variance``: within each block, the lowest output variance first; ``depth``: block by block,
 the earliest yaml layer first, as progressive grafting hands blocks over); ``--optimizer sgd`` trains with SGD
-(Nesterov momentum 0.9) at ``--lr`` instead of Adam, ``--beta2`` sets Adam's second-moment decay and
+(Nesterov momentum 0.9) at ``--lr`` instead of Adam (``scaled-adam``: Adam with each tensor's step scaled by its
+size), ``--beta2`` sets Adam's second-moment decay and
 ``--temperature T`` softens the class scores' targets. Run from the
 repository root with ``../shared`` (see REAL_DATA.md there):
 
@@ -89,8 +90,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--temperature", type=float, default=distillation.CLASS_TEMPERATURE,
                    help="temperature of the class scores' soft targets (distillation.CLASS_TEMPERATURE)")
     p.add_argument("--beta2", type=float, default=0.999, help="Adam's second-moment decay (torch's default 0.999)")
-    p.add_argument("--optimizer", choices=("adam", "sgd"), default="adam",
-                   help="sgd: SGD with Nesterov momentum 0.9 in place of the library's Adam (at --lr; fresh moments)")
+    p.add_argument("--optimizer", choices=("adam", "sgd", "scaled-adam"), default="adam",
+                   help="sgd: SGD with Nesterov momentum 0.9 in place of the library's Adam (at --lr; fresh moments); "
+                        "scaled-adam: each tensor's Adam step times its RMS over the median tensor's")
     p.add_argument("--fresh-moments", action="store_true",
                    help="with --cut-after-fade: a fresh Adam after the cut (the library carries the moments over)")
     return p.parse_args()
@@ -162,6 +164,25 @@ def use_sgd() -> None:
     torch.optim.Adam = lambda params, lr: torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True)
 
 
+class ScaledAdam(torch.optim.Adam):
+    """Adam whose step on each tensor is scaled by that tensor's RMS over the median tensor's (0.1x to 10x, fixed when
+    built): a static, LAMB-like trust ratio, so every tensor moves by about the same share of its own size."""
+
+    def __init__(self, params, lr: float) -> None:
+        params = list(params)
+        super().__init__(params, lr=lr)
+        rms = torch.stack([p.detach().pow(2).mean().sqrt() for p in params])
+        self.scales = dict(zip(params, (rms / rms.median().clamp_min(1e-8)).clamp(0.1, 10).tolist()))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        before = {p: p.clone() for p in self.scales}
+        loss = super().step(closure)
+        for p, scale in self.scales.items():
+            p.copy_(before[p] + scale * (p - before[p]))
+        return loss
+
+
 def use_beta2(beta2: float) -> None:
     """Distil with Adam's second moments decaying at ``beta2`` (the first moments follow the one-cycle schedule)."""
     adam = torch.optim.Adam
@@ -221,6 +242,8 @@ def main() -> None:
         use_feature_variant(args.tap, args.channel_norm)
     if args.optimizer == "sgd":
         use_sgd()
+    elif args.optimizer == "scaled-adam":
+        torch.optim.Adam = ScaledAdam
     elif args.beta2 != 0.999:
         use_beta2(args.beta2)
     distillation.CLASS_TEMPERATURE = args.temperature
