@@ -91,8 +91,9 @@ def parse_args() -> argparse.Namespace:
                    help="temperature of the class scores' soft targets (distillation.CLASS_TEMPERATURE)")
     p.add_argument("--beta2", type=float, default=0.999, help="Adam's second-moment decay (torch's default 0.999)")
     p.add_argument("--optimizer", choices=("adam", "sgd", "scaled-adam"), default="adam",
-                   help="sgd: SGD with Nesterov momentum 0.9 in place of the library's Adam (at --lr; fresh moments); "
-                        "scaled-adam: each tensor's Adam step times its RMS over the median tensor's")
+                   help="sgd: SGD with Nesterov momentum 0.9 in place of the library's Adam (at --lr); scaled-adam: "
+                        "each tensor's Adam step times its RMS over the median tensor's (both: fresh moments at the "
+                        "cut, --beta2 unused)")
     p.add_argument("--fresh-moments", action="store_true",
                    help="with --cut-after-fade: a fresh Adam after the cut (the library carries the moments over)")
     return p.parse_args()
