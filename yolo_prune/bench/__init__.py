@@ -4,7 +4,7 @@ Modules, one job each: ``api`` (``benchmark``), ``cli`` (``benchmark_cli``, ``CL
 (argument checks), ``models`` (the compared checkpoints, sweep pruning), ``runtimes`` (one module per runtime:
 export + native loader), ``exporting`` (cached Ultralytics exports), ``timing`` (interleaved timing), ``accuracy``
 (mAP), ``result`` (data), ``report`` (table, markdown, JSON), ``plots`` (PNG), ``machine`` (CPU, versions, load),
-``quiet`` (log level).
+``quiet`` (converters' native output; the log level is ``yolo_prune.logs``).
 """
 
 from .api import benchmark

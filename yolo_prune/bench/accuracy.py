@@ -8,7 +8,7 @@ from ultralytics.data.utils import check_det_dataset
 from ultralytics.utils import LOGGER
 
 from ..errors import PruneError
-from .quiet import quiet
+from ..logs import quiet
 from ..loading import restricted_yolo
 from ..recovery.finetune import task_accuracy
 

@@ -11,8 +11,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .quiet import captured_native_output, quiet
 from ..loading import restricted_yolo
+from ..logs import quiet
+from .quiet import captured_native_output
 
 CACHE_FILE = "exports.json"
 

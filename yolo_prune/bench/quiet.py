@@ -1,5 +1,5 @@
-"""Keep exporters' chatter out of the benchmark's output: Ultralytics' INFO logging (``quiet``) and converters'
-native prints (``captured_native_output``)."""
+"""Keep exporters' chatter out of the benchmark's output: converters' native prints (``captured_native_output``);
+Ultralytics' INFO logging is ``yolo_prune.logs.quiet``."""
 
 from __future__ import annotations
 
@@ -10,10 +10,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from ultralytics.utils import LOGGER
-
-from ..logs import quiet
-
-__all__ = ["captured_native_output", "quiet"]
 
 TAIL_LINES = 20  # lines of captured output shown when the block fails
 
