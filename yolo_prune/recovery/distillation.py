@@ -87,7 +87,7 @@ def distillation_loss(student: dict, teacher: dict, reg_max: int) -> torch.Tenso
 def _branch_loss(student: dict, teacher: dict, reg_max: int) -> torch.Tensor:
     scores = teacher["scores"].sigmoid()
     t = CLASS_TEMPERATURE
-    target = scores if t == 1 else (teacher["scores"] / t).sigmoid()
+    target = (teacher["scores"] / t).sigmoid()
     cls = F.binary_cross_entropy_with_logits(student["scores"] / t, target, reduction="sum") * t * t
     cls = cls / scores.sum().clamp_min(1.0)  # per unit of teacher score, as Ultralytics' own loss normalises
     weight = scores.max(1).values  # (B, anchors): the teacher's confidence
