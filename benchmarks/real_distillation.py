@@ -94,6 +94,10 @@ def parse_args() -> argparse.Namespace:
                    help="sgd: SGD with Nesterov momentum 0.9 in place of the library's Adam (at --lr); scaled-adam: "
                         "each tensor's Adam step times its RMS over the median tensor's (both: fresh moments at the "
                         "cut, --beta2 unused)")
+    p.add_argument("--flat-lr-scale", type=float, default=1.0,
+                   help="peak rate of the 1-D parameters (BatchNorm scales and shifts, biases) x this")
+    p.add_argument("--cut-lr-exponent", type=float, default=0.0,
+                   help="each Conv block's weights at (source / kept output width) ** this x the rate (at most 8x)")
     p.add_argument("--fresh-moments", action="store_true",
                    help="with --cut-after-fade: a fresh Adam after the cut (the library carries the moments over)")
     return p.parse_args()
@@ -121,6 +125,8 @@ def faded(source, args: argparse.Namespace, images):
     moments = None if args.fresh_moments or args.optimizer != "adam" else {}
 
     def train(model, kept: dict, first: int, epochs: int, fade=None) -> None:
+        if args.cut_lr_exponent:
+            use_cut_lr(model, kept, source, args.cut_lr_exponent)
         distillation.distill(model, source, images, epochs, lr=args.lr, kept=_mimicked(kept, args.mimic),
                              feature_weight=args.feature_weight, verbose=False, fade=fade,
                              label_weight=args.label_weight, first_epoch=first, total_epochs=args.epochs,
@@ -190,6 +196,43 @@ def use_beta2(beta2: float) -> None:
     torch.optim.Adam = lambda params, lr: adam(params, lr=lr, betas=(0.9, beta2))
 
 
+def use_flat_lr_scale(scale: float) -> None:
+    """Distil with the 1-D parameters (BatchNorm affine, biases) in their own Adam group at ``scale`` x the rate: at
+    1e-4, 240 Adam steps move a weight by ~0.01 at most, a quarter of a typical convolution weight but 1% of a
+    BatchNorm scale (~0.5-3) or a class bias (~11)."""
+    adam = torch.optim.Adam
+
+    def grouped(params, lr):
+        params = list(params)
+        flat = [p for p in params if p.dim() == 1]
+        rest = [p for p in params if p.dim() != 1]
+        return adam([{"params": rest, "lr": lr}, {"params": flat, "lr": lr * scale}], lr=lr)
+
+    torch.optim.Adam = grouped
+
+
+def use_cut_lr(model, kept: dict, source, exponent: float) -> None:
+    """Distil with each ``Conv`` block's convolution weight at ``(source width / kept width) ** exponent`` x the rate
+    (at most 8x): the narrowed blocks have the most to re-learn."""
+    norms = batchnorms(source)
+    scales = {}
+    for name, p in model.named_parameters():
+        block = name.removesuffix(".conv.weight")
+        if block != name and f"{block}.bn" in kept:
+            width = norms[f"{block}.bn"].num_features / max(1, len(kept[f"{block}.bn"]))
+            scales[p] = min(8.0, width ** exponent)
+    adam = getattr(torch.optim.Adam, "plain", torch.optim.Adam)
+
+    def grouped(params, lr):
+        groups = {}
+        for p in params:
+            groups.setdefault(scales.get(p, 1.0), []).append(p)
+        return adam([{"params": ps, "lr": lr * scale} for scale, ps in groups.items()], lr=lr)
+
+    grouped.plain = adam
+    torch.optim.Adam = grouped
+
+
 def use_feature_variant(tap: str, channel_norm: bool) -> None:
     """Swap the library's feature taps / loss for the ``--tap bn`` and ``--channel-norm`` ablations."""
     blocks, loss = distillation.mimicked_blocks, distillation.feature_loss
@@ -247,6 +290,8 @@ def main() -> None:
         torch.optim.Adam = ScaledAdam
     elif args.beta2 != 0.999:
         use_beta2(args.beta2)
+    elif args.flat_lr_scale != 1.0:
+        use_flat_lr_scale(args.flat_lr_scale)
     distillation.CLASS_TEMPERATURE = args.temperature
     source = YOLO(args.model).model.float().eval()
     images = lambda epoch: calibration_batches(args.data, args.imgsz, args.images,  # noqa: E731

@@ -106,7 +106,7 @@ def test_a_schedule_advanced_to_a_step_continues_the_whole_runs_rates_and_moment
 
     def rates(start: int, steps: int) -> list[tuple[float, float]]:
         optimizer = torch.optim.Adam([nn.Parameter(torch.zeros(1))], lr=1e-3)
-        schedule = _one_cycle(optimizer, 1e-3, 40, start=start)
+        schedule = _one_cycle(optimizer, 40, start=start)
         seen = []
         for _ in range(steps):
             seen.append((optimizer.param_groups[0]["lr"], optimizer.param_groups[0]["betas"][0]))

@@ -222,7 +222,7 @@ def distill(
     if moments:
         _load_moments(optimizer, student, moments)
     steps = max(1, (total_epochs or first_epoch + epochs) * len(first))
-    schedule = _one_cycle(optimizer, lr, steps, start=first_epoch * len(first))
+    schedule = _one_cycle(optimizer, steps, start=first_epoch * len(first))
     reg_max = getattr(student.model[-1], "reg_max", 16)
     blocks = mimicked_blocks(student, kept) if kept and feature_weight else []
     losses = []
@@ -300,13 +300,14 @@ def _load_moments(optimizer: torch.optim.Adam, model: nn.Module, moments: dict[s
             optimizer.state[p] = {k: v.clone() for k, v in state.items()}
 
 
-def _one_cycle(optimizer: torch.optim.Optimizer, lr: float, steps: int, start: int = 0):
-    """One-cycle schedule warming up over 5% of the steps (at least two), advanced to step ``start``; a constant rate
-    for under four steps."""
+def _one_cycle(optimizer: torch.optim.Optimizer, steps: int, start: int = 0):
+    """One-cycle schedule peaking at each parameter group's rate, warming up over 5% of the steps (at least two),
+    advanced to step ``start``; a constant rate for under four steps."""
     if steps < 4:
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
     warmup = min(0.5, max(0.05, 2 / steps))
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, lr, total_steps=steps, pct_start=warmup)
+    peaks = [group["lr"] for group in optimizer.param_groups]
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, peaks, total_steps=steps, pct_start=warmup)
     with warnings.catch_warnings():  # advancing the schedule before any optimizer step is the point here
         warnings.simplefilter("ignore", UserWarning)
         for _ in range(start):
