@@ -52,7 +52,7 @@ from yolo_prune.pruning.channel_map import batchnorms  # noqa: E402
 from yolo_prune.pruning.compensation import compensate_removed_channels  # noqa: E402
 from yolo_prune.pruning.core import PruneOptions, prune_with_channel_map  # noqa: E402
 from yolo_prune.recovery import distillation, fading  # noqa: E402
-from yolo_prune.recovery.calibration import calibration_batches  # noqa: E402
+from yolo_prune.recovery.calibration import CalibrationImages  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -294,9 +294,8 @@ def main() -> None:
         use_flat_lr_scale(args.flat_lr_scale)
     distillation.CLASS_TEMPERATURE = args.temperature
     source = YOLO(args.model).model.float().eval()
-    images = lambda epoch: calibration_batches(args.data, args.imgsz, args.images,  # noqa: E731
-                                               seed=args.seed + epoch, mosaic=args.mosaic, mixup=args.mixup,
-                                               verbose=epoch == 0)
+    scanned = CalibrationImages(args.data, args.imgsz, args.images, mosaic=args.mosaic, mixup=args.mixup)
+    images = lambda epoch: scanned.draw(seed=args.seed + epoch)  # noqa: E731
     if args.batch:
         images = _rebatched(images, args.batch)
     start, model, kept = time.perf_counter(), source, None

@@ -252,14 +252,15 @@ def test_distillation_adds_the_detection_loss_on_labels_when_asked(dataset_yaml)
     assert state(students[1.0]) == state(source)  # the loss's settings are not left in the model
 
 
-def test_distillation_logs_its_dataset_scan_once_and_not_at_all_when_quiet(dataset_yaml):
+def test_a_fading_distillation_scans_its_dataset_once_and_logs_it_only_when_verbose(dataset_yaml):
     import logging
 
     from ultralytics.utils import LOGGER
 
-    from yolo_prune.recovery.distillation import distill_on_images
+    from yolo_prune.recovery.fading import distill_while_fading
 
     source, records = tiny_detector("yolov8n.yaml"), []
+    _, kept = prune_with_channel_map(source, PruneOptions(0.3, "damage", global_pruning=True))
     handler = logging.Handler()
     handler.emit = lambda record: records.append(record.getMessage())
     LOGGER.addHandler(handler)
@@ -267,11 +268,11 @@ def test_distillation_logs_its_dataset_scan_once_and_not_at_all_when_quiet(datas
     try:
         for verbose in (True, False):
             records.clear()
-            distill_on_images(copy.deepcopy(source), source, str(dataset_yaml), 64, epochs=3, verbose=verbose)
+            distill_while_fading(source, kept, str(dataset_yaml), 64, verbose=verbose, epochs=4)  # a cut after epoch 2
             scans[verbose] = sum("Fast image access" in r for r in records)  # Ultralytics' line for each build
     finally:
         LOGGER.removeHandler(handler)
-    assert scans == {True: 1, False: 0}  # one dataset build per epoch, logged for the first
+    assert scans == {True: 1, False: 0}  # one dataset build for the 4 epochs on both sides of the cut
 
 
 def test_distillation_stops_with_a_clear_error_when_the_loss_is_not_finite(dataset_yaml):

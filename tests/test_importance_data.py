@@ -119,6 +119,20 @@ def test_calibration_batches_are_reproducible_and_leave_random_state(dataset_yam
     assert torch.equal(a[0]["img"], b[0]["img"]) and torch.equal(a[0]["bboxes"], b[0]["bboxes"])
 
 
+def test_one_scanned_dataset_draws_what_a_fresh_scan_draws_whatever_was_drawn_before(dataset_yaml):
+    from yolo_prune.recovery.calibration import CalibrationImages
+
+    images = CalibrationImages(str(dataset_yaml), imgsz=64, images=8, mosaic=1.0)
+    first = images.draw(seed=3, window=1)
+    images.draw(seed=0, window=0)  # fills the mosaic buffer with other images
+    again = images.draw(seed=3, window=1)
+    fresh = calibration_batches(str(dataset_yaml), 64, 8, seed=3, mosaic=1.0, window=1)
+    other = images.draw(seed=4, window=1)
+    same = lambda x, y: all(torch.equal(a["img"], b["img"]) for a, b in zip(x, y))  # noqa: E731
+    assert same(first, again) and same(first, fresh)
+    assert not torch.equal(first[0]["img"], other[0]["img"])  # the seed draws the augmentation
+
+
 def test_calibrate_bn_needs_data():
     with pytest.raises(PruneError, match="calibrate_bn=True"):
         prune_yolo(tiny_detector(), calibrate_bn=True, verbose=False)

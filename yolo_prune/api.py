@@ -21,7 +21,13 @@ from .pruning.compensation import compensate_removed_channels
 from .pruning.importance import CHOICES, DATA_DRIVEN, IMPORTANCE, resolve_importance
 from .pruning.summary import ModelStats, equal_cost_imgsz, input_grid, log_summary
 from .recovery.calibration import calibration_batches, match_batchnorm_statistics, recalibrate_batchnorm
-from .recovery.distillation import DISTILLED_COST_EXPONENT, DISTILLED_PROTECTED_STRIDE, distill_on_images
+from .recovery.distillation import (
+    DISTILLED_COST_EXPONENT,
+    DISTILLED_PROTECTED_STRIDE,
+    EPOCHS,
+    distill,
+    distillation_images,
+)
 from .recovery.fading import distill_while_fading, fades_every_cut
 from .recovery.reconstruction import reconstruct_convolutions, reconstruction_images
 
@@ -177,7 +183,8 @@ def prune_yolo(
     elif compensate:
         compensate_removed_channels(pruned, source, kept)
     if distill and not fade:
-        distill_on_images(pruned, source, str(data), imgsz, kept, verbose=verbose, task=task)
+        batches_for_epoch = distillation_images(str(data), imgsz, task, verbose)
+        distill(pruned, source, batches_for_epoch, EPOCHS, kept=kept, verbose=verbose)
     if distill:
         # the first 64 images again (the distillation has logged their scan), or the batches read above
         calibration = batches or calibration_batches(str(data), imgsz, task=task, verbose=False)

@@ -37,7 +37,8 @@ def calibration_batches(
 
     Augmented like training, because a model's BatchNorm statistics were learned on augmented images: statistics
     re-estimated on plain images cost a trained model accuracy (measured: 0.625 -> 0.42 mAP50-95 on the shapes
-    set), while augmented ones keep it. Random augmentation is seeded, so results are reproducible.
+    set), while augmented ones keep it. Random augmentation is seeded, so results are reproducible. To draw several
+    times from one dataset, build a ``CalibrationImages`` once: this function scans the dataset on every call.
 
     Args:
         data: Dataset yaml, as for ``yolo train data=...``; for classification the dataset folder (``train/<class>/``).
@@ -64,20 +65,81 @@ def calibration_batches(
     Examples:
         >>> batches = calibration_batches("coco8.yaml", imgsz=640)
     """
-    if task == "classify":
-        with quiet(not verbose):
-            return _classification_batches(data, imgsz, images, seed, window)
+    return CalibrationImages(data, imgsz, images, mosaic, task, mixup, verbose).draw(seed, window)
+
+
+class CalibrationImages:
+    """A dataset's training images, scanned once, drawn as augmented batches window by window (``calibration_batches``).
+
+    Ultralytics verifies every image and label when it builds a dataset, and re-verifies them all on every build
+    when the label cache cannot be written (a read-only dataset folder); a distillation that draws 30 windows from
+    one instance scans the dataset once. Each draw starts from the state of a freshly built dataset (an empty mosaic
+    buffer), so it returns exactly what ``calibration_batches`` with the same arguments returns.
+
+    Args:
+        data: Dataset yaml (classification: the dataset folder).
+        imgsz: Image size.
+        images: Images per draw.
+        mosaic: Probability of mosaic (detection tasks).
+        task: The model's task.
+        mixup: Probability of mixup (detection tasks).
+        verbose: Let Ultralytics log its dataset scan.
+
+    Raises:
+        PruneError: If the dataset cannot be found or read.
+
+    Examples:
+        >>> images = CalibrationImages("coco8.yaml", imgsz=320, mosaic=1.0)
+        >>> epochs = [images.draw(seed=e, window=e) for e in range(3)]
+    """
+
+    def __init__(
+        self,
+        data: str,
+        imgsz: int,
+        images: int = CALIBRATION_IMAGES,
+        mosaic: float = 0.0,
+        task: str = "detect",
+        mixup: float = 0.0,
+        verbose: bool = True,
+    ) -> None:
+        """Build (scan) the dataset once."""
+        self.images, self.task = images, task
+        with seeded_random(0), quiet(not verbose):  # Ultralytics' image-speed check draws random files
+            if task == "classify":
+                self.dataset = _classification_dataset(data, imgsz)
+            else:
+                self.dataset = _detection_dataset(data, imgsz, task, mosaic, mixup)
+
+    def draw(self, seed: int = 0, window: int = 0) -> list[dict]:
+        """The batches of window ``window`` (``calibration_batches``' argument), augmented with seed ``seed``."""
+        with seeded_random(seed):
+            if self.task == "classify":
+                spread = np.linspace(0, len(self.dataset) - 1, min(self.images, len(self.dataset)), dtype=int)
+                spread = (spread + window) % len(self.dataset)  # folders are class-sorted; the next image after each
+                return _first_batches(Subset(self.dataset, spread.tolist()), self.images, scale=1.0)
+            _empty_mosaic_buffer(self.dataset)
+            return _first_batches(_windowed(self.dataset, self.images, window), self.images, scale=1 / 255)
+
+
+def _detection_dataset(data: str, imgsz: int, task: str, mosaic: float, mixup: float):
+    """Ultralytics' training dataset of a detection-style ``data`` yaml, augmented as in training."""
     try:  # autodownload off: a dataset yaml's 'download:' entry is code, never run here
         info = check_det_dataset(str(data), autodownload=False)
     except Exception as e:  # Ultralytics raises several types for a missing or malformed dataset
         raise PruneError(f"Could not read dataset '{data}' for calibration: {e}") from e
     cfg = get_cfg(overrides={"imgsz": imgsz, "task": task, "mosaic": mosaic, "mixup": mixup, "cutmix": 0.0})
-    with seeded_random(seed), quiet(not verbose):
-        try:
-            dataset = build_yolo_dataset(cfg, info["train"], CALIBRATION_BATCH, info, mode="train", rect=False)
-        except Exception as e:  # no images, unreadable labels...
-            raise PruneError(f"Could not read dataset '{data}' for calibration: no usable training images ({e})") from e
-        return _first_batches(_windowed(dataset, images, window), images, scale=1 / 255)
+    try:
+        return build_yolo_dataset(cfg, info["train"], CALIBRATION_BATCH, info, mode="train", rect=False)
+    except Exception as e:  # no images, unreadable labels...
+        raise PruneError(f"Could not read dataset '{data}' for calibration: no usable training images ({e})") from e
+
+
+def _empty_mosaic_buffer(dataset) -> None:
+    """Forget the images a training dataset keeps in memory for mosaic, as a freshly built one has none."""
+    dataset.buffer.clear()
+    for cache in (dataset.ims, dataset.im_hw0, dataset.im_hw):
+        cache[:] = [None] * len(cache)
 
 
 def _windowed(dataset, images: int, window: int):
@@ -90,9 +152,8 @@ def _windowed(dataset, images: int, window: int):
     return subset
 
 
-def _classification_batches(data, imgsz: int, images: int, seed: int, window: int = 0) -> list[dict]:
-    """``images`` training images of a class-folder dataset, evenly spread over its classes, augmented as in
-    training (Ultralytics' ``ClassificationDataset``; its images are already scaled to [0, 1])."""
+def _classification_dataset(data, imgsz: int):
+    """Ultralytics' augmented training dataset of a class-folder dataset (its images already scaled to [0, 1])."""
     path = Path(str(data))
     if not (path / "train").is_dir():
         raise PruneError(
@@ -100,14 +161,10 @@ def _classification_batches(data, imgsz: int, images: int, seed: int, window: in
             "as for 'yolo classify train data=...'."
         )
     cfg = get_cfg(overrides={"imgsz": imgsz, "task": "classify"})
-    with seeded_random(seed):
-        try:
-            dataset = ClassificationDataset(str(path / "train"), cfg, augment=True, prefix="train")
-        except Exception as e:  # no class folders, unreadable images...
-            raise PruneError(f"Could not read dataset '{data}' for calibration: no usable training images ({e})") from e
-        spread = np.linspace(0, len(dataset) - 1, min(images, len(dataset)), dtype=int)  # folders are class-sorted
-        spread = (spread + window) % len(dataset)  # the next image after each of the previous window's
-        return _first_batches(Subset(dataset, spread.tolist()), images, scale=1.0)
+    try:
+        return ClassificationDataset(str(path / "train"), cfg, augment=True, prefix="train")
+    except Exception as e:  # no class folders, unreadable images...
+        raise PruneError(f"Could not read dataset '{data}' for calibration: no usable training images ({e})") from e
 
 
 def _first_batches(dataset, images: int, scale: float) -> list[dict]:

@@ -8,7 +8,7 @@ the teacher's confidence. End-to-end heads distil both branches. Given the pruni
 block's output also mimics the teacher's on the channels it kept (feature mimicking, as in few-sample
 compression: MiR, Wang et al. 2022), which gives every layer a target instead of the head alone. Each epoch draws a
 fresh training-style augmentation, mosaic included (seeded), of the next 64 training images (the same ones when the
-dataset has no more; ``calibration_batches(window=)``). BatchNorm statistics stay frozen (a
+dataset has no more; ``distillation_images``). BatchNorm statistics stay frozen (a
 few images cannot re-estimate them), and so does the DFL convolution; every other weight trains. ``prune_yolo``
 distils the full-width model while the pruned channels fade out (``fading``).
 """
@@ -28,7 +28,7 @@ from ultralytics.nn.modules import Conv
 from ultralytics.utils import TQDM
 
 from ..errors import PruneError
-from .calibration import calibration_batches, ultralytics_loss
+from .calibration import CalibrationImages, ultralytics_loss
 
 if TYPE_CHECKING:
     from .fading import ChannelFade
@@ -336,39 +336,33 @@ def raw_outputs(model: nn.Module, x: torch.Tensor) -> dict:
     return model(x)
 
 
-def distill_on_images(
-    student: nn.Module,
-    teacher: nn.Module,
-    data: str,
-    imgsz: int,
-    kept: dict[str, torch.Tensor] | None = None,
-    epochs: int = EPOCHS,
-    verbose: bool = True,
-    task: str = "detect",
-    fade: ChannelFade | None = None,
-    first_epoch: int = 0,
-    total_epochs: int | None = None,
-    moments: dict[str, dict[str, torch.Tensor]] | None = None,
-) -> list[float]:
-    """``distill`` on ``IMAGES`` training images of ``data`` per epoch at half ``imgsz``, mosaic on (labels unread).
+def distillation_images(
+    data: str, imgsz: int, task: str = "detect", verbose: bool = True
+) -> Callable[[int], list[dict]]:
+    """Epoch -> the batches ``distill`` trains on: ``IMAGES`` training images of ``data`` at half ``imgsz``, mosaic on
+    (labels unread), a fresh seeded augmentation each epoch. The dataset is scanned (and its scan logged) once.
 
     Epoch ``e`` takes the ``e``-th window of ``IMAGES`` images, so a larger dataset is walked through at the same
     compute, and one of ``IMAGES`` images or fewer is used whole in every epoch. At the same 240 steps, more distinct
     images distil as well or better (real yolov8n, mAP50-95 at ``speed_up=1.5`` with 16 / 32 / 64 images: 0.274 /
     0.278 / 0.292; at 1.25 with 32 / 64: 0.424 / 0.424).
 
-    ``first_epoch``, ``total_epochs`` and ``moments`` place the call inside a longer run, as for ``distill``.
-
     Half the size costs a quarter of the time; classifiers (224 px, no mosaic) distil at their own size. Real COCO
     yolov8n (640 px), from the data-free prune: ``speed_up=1.25`` 0.321 -> 0.368 mAP50-95, ``speed_up=1.5`` 0.039 ->
-    0.184, in 2-4 minutes on 2 CPU cores (``fade``, as ``fading.distill_while_fading`` passes it: 0.374 / 0.203).
+    0.184, in 2-4 minutes on 2 CPU cores (with ``fading.distill_while_fading``: 0.374 / 0.203).
+
+    Args:
+        data: Dataset yaml (classification: the dataset folder).
+        imgsz: The pruning image size.
+        task: The model's task.
+        verbose: Let Ultralytics log the dataset scan.
+
+    Returns:
+        A function of the epoch index, as ``distill``'s ``batches_for_epoch``.
 
     Examples:
-        >>> distill_on_images(pruned, source, "data.yaml", imgsz=640, kept=kept)
+        >>> distill(pruned, source, distillation_images("data.yaml", imgsz=640), EPOCHS, kept=kept)
     """
     size = imgsz if task == "classify" else max(32, imgsz // 64 * 32)
-    images = lambda epoch: calibration_batches(  # noqa: E731
-        data, size, IMAGES, seed=epoch, mosaic=MOSAIC, task=task, window=epoch, verbose=verbose and epoch == 0
-    )
-    return distill(student, teacher, images, epochs, kept=kept, verbose=verbose, fade=fade, first_epoch=first_epoch,
-                   total_epochs=total_epochs, moments=moments)
+    images = CalibrationImages(data, size, IMAGES, mosaic=MOSAIC, task=task, verbose=verbose)
+    return lambda epoch: images.draw(seed=epoch, window=epoch)

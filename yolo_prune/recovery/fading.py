@@ -21,7 +21,7 @@ from torch import nn
 
 from ..pruning.compensation import batchnorm_blocks, block_moments, compensate_removed_channels
 from ..pruning.core import prune_keeping
-from .distillation import EPOCHS, distill_on_images
+from .distillation import EPOCHS, distill, distillation_images
 
 # Share of the distillation steps the fade takes. Real yolov8n, exponent 1.75, stem whole, mAP50-95 for 0.3 vs 0.5:
 # speed_up=1.25 0.425 vs 0.424; 1.5 0.302/0.302/0.304 vs 0.295/0.294/0.297 (three draws); 1.75 0.178 vs 0.176; 2.0
@@ -149,7 +149,7 @@ def distill_while_fading(
     Args:
         source: The unpruned model (the teacher); not modified.
         kept: The channel map of a prune of ``source`` (``prune_with_channel_map``): which channels go.
-        data: Dataset yaml whose training images are distilled on (``distill_on_images``).
+        data: Dataset yaml whose training images are distilled on (``distillation_images``, scanned once).
         imgsz: The pruning image size (distillation runs at half of it).
         verbose: Show a progress bar.
         task: The model's task.
@@ -164,15 +164,16 @@ def distill_while_fading(
     """
     student = copy.deepcopy(source).float().cpu()
     fading, moments = fade_epochs(epochs), {}
+    images = distillation_images(data, imgsz, task, verbose)
     with ChannelFade(student, kept) as fade:
-        distill_on_images(student, source, data, imgsz, kept, fading, verbose, task, fade, total_epochs=epochs,
-                          moments=moments)
+        distill(student, source, images, fading, kept=kept, verbose=verbose, fade=fade, total_epochs=epochs,
+                moments=moments)
     if fading == epochs:
         return cut_faded(student, kept)
     moments = cut_moments(student, kept, moments)
     pruned, kept = cut_faded(student, kept)
-    distill_on_images(pruned, source, data, imgsz, kept, epochs - fading, verbose, task,
-                      first_epoch=fading, total_epochs=epochs, moments=moments)
+    distill(pruned, source, images, epochs - fading, kept=kept, verbose=verbose, first_epoch=fading,
+            total_epochs=epochs, moments=moments)
     return pruned, kept
 
 
