@@ -21,8 +21,10 @@ the activation, as Heo et al. 2019) and ``--channel-norm`` weighs each channel's
 the fade; ``--stagger-by variance``: within each block, the lowest output variance first; ``depth``: block by block,
 the earliest yaml layer first, as progressive grafting hands blocks over); ``--optimizer sgd`` trains with SGD
 (Nesterov momentum 0.9) at ``--lr`` instead of Adam (``scaled-adam``: Adam with each tensor's step scaled by its
-size), ``--beta2`` sets Adam's second-moment decay and
-``--temperature T`` softens the class scores' targets. Run from the
+size), ``--beta2`` sets Adam's second-moment decay,
+``--temperature T`` softens the class scores' targets, ``--flat-lr-scale K`` trains the 1-D parameters (BatchNorm
+scales and shifts, biases) at K times the rate and ``--cut-lr-exponent E`` each narrowed block's weights at
+(source width / kept width) ** E times it. Run from the
 repository root with ``../shared`` (see REAL_DATA.md there):
 
     YOLO_OFFLINE=1 .venv/bin/python benchmarks/real_distillation.py --speed-up 1.5 --feature-weight 0   # head only
@@ -98,6 +100,9 @@ def parse_args() -> argparse.Namespace:
                    help="peak rate of the 1-D parameters (BatchNorm scales and shifts, biases) x this")
     p.add_argument("--cut-lr-exponent", type=float, default=0.0,
                    help="each Conv block's weights at (source / kept output width) ** this x the rate (at most 8x)")
+    p.add_argument("--cwd-weight", type=float, default=0.0,
+                   help="add channel-wise distillation (per channel, KL of the spatial softmax) x this to the feature term")
+    p.add_argument("--cwd-tau", type=float, default=4.0, help="temperature of the channel-wise spatial softmax")
     p.add_argument("--fresh-moments", action="store_true",
                    help="with --cut-after-fade: a fresh Adam after the cut (the library carries the moments over)")
     return p.parse_args()
@@ -233,6 +238,26 @@ def use_cut_lr(model, kept: dict, source, exponent: float) -> None:
     torch.optim.Adam = grouped
 
 
+def use_channel_wise(weight: float, tau: float) -> None:
+    """Add channel-wise distillation (Shu et al. 2021) to the feature term: each kept channel's map, softmaxed over
+    its positions at temperature ``tau``, matches the teacher's by KL divergence (x tau^2), so the positions where a
+    channel fires (a few, for a small object) weigh more than under the squared error, which the background fills."""
+    mse = distillation.feature_loss
+
+    def with_cwd(student: dict, teacher: dict, kept: dict) -> torch.Tensor:
+        losses = []
+        for name, out in student.items():
+            channels = kept[f"{name}.bn"]
+            target = teacher[name][:, channels]
+            out = out[:, channels] if out.shape[1] != len(channels) else out
+            t = torch.log_softmax(target.flatten(2) / tau, dim=2)
+            s = torch.log_softmax(out.flatten(2) / tau, dim=2)
+            losses.append((t.exp() * (t - s)).sum(2).mean() * tau * tau)
+        return mse(student, teacher, kept) + weight * torch.stack(losses).mean()
+
+    distillation.feature_loss = with_cwd
+
+
 def use_feature_variant(tap: str, channel_norm: bool) -> None:
     """Swap the library's feature taps / loss for the ``--tap bn`` and ``--channel-norm`` ablations."""
     blocks, loss = distillation.mimicked_blocks, distillation.feature_loss
@@ -293,6 +318,8 @@ def main() -> None:
     elif args.flat_lr_scale != 1.0:
         use_flat_lr_scale(args.flat_lr_scale)
     distillation.CLASS_TEMPERATURE = args.temperature
+    if args.cwd_weight:
+        use_channel_wise(args.cwd_weight, args.cwd_tau)
     source = YOLO(args.model).model.float().eval()
     scanned = CalibrationImages(args.data, args.imgsz, args.images, mosaic=args.mosaic, mixup=args.mixup)
     images = lambda epoch: scanned.draw(seed=args.seed + epoch)  # noqa: E731

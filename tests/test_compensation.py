@@ -326,6 +326,16 @@ def test_calibration_windows_walk_through_a_larger_dataset(dataset_yaml):
     assert files(1) == second  # a window is always the same images
 
 
+def test_calibration_windows_spread_over_a_dataset_whose_files_are_in_order(dataset_yaml):
+    from yolo_prune.recovery.calibration import calibration_batches
+
+    files = lambda window, n: [f for b in calibration_batches(str(dataset_yaml), 64, n, window=window) for f in b["im_file"]]  # noqa: E731
+    in_order = files(0, 16)  # a window as large as the dataset: all of it, in the dataset's order
+    windows = [sorted(in_order.index(f) for f in files(window, 4)) for window in range(4)]
+    assert sorted(p for w in windows for p in w) == list(range(16))  # four windows walk through all 16 images
+    assert all(w[-1] - w[0] > 3 for w in windows)  # each spread out, not 4 neighbours (consecutive video frames)
+
+
 def test_calibration_windows_of_a_small_dataset_are_its_images(dataset_yaml):
     from yolo_prune.recovery.calibration import calibration_batches
 

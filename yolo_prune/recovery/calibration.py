@@ -51,9 +51,11 @@ def calibration_batches(
             the images (masks, keypoints, rotated boxes, the class), for the losses that need them. Classification
             takes images spread evenly over the (class-sorted) folders and has no mosaic.
         mixup: Probability of Ultralytics' mixup (two images blended), as the ``mixup`` train argument.
-        window: Which ``images`` images: window ``w`` starts at image ``w * images`` and wraps around the end, so
-            consecutive windows go through a larger dataset and a dataset of ``images`` or fewer gives the same
-            images in every window. 0: the first ``images``.
+        window: Which ``images`` images. A dataset of ``images`` or fewer gives all its images in every window. A
+            larger one is walked in a fixed random order (seeded): window ``w`` takes its images ``w * images``
+            onwards, wrapping around the end, so consecutive windows go through the dataset, and every window is
+            spread over all of it even when its files are in order (consecutive video frames, one scene after
+            another). 0: the first ``images`` of that order.
         verbose: Let Ultralytics log its dataset scan (images found, backgrounds, corrupt files).
 
     Returns:
@@ -143,11 +145,13 @@ def _empty_mosaic_buffer(dataset) -> None:
 
 
 def _windowed(dataset, images: int, window: int):
-    """Images ``window * images`` onwards of ``dataset``, wrapping around its end (the dataset itself for window 0)."""
-    start = window * images % len(dataset)
-    if not start:
+    """Images ``window * images`` onwards of ``dataset`` in a fixed random order, wrapping around its end; the dataset
+    itself when it has ``images`` or fewer."""
+    if len(dataset) <= images:
         return dataset
-    subset = Subset(dataset, [(start + i) % len(dataset) for i in range(min(images, len(dataset)))])
+    order = np.random.default_rng(0).permutation(len(dataset))
+    start = window * images
+    subset = Subset(dataset, [int(order[(start + i) % len(dataset)]) for i in range(images)])
     subset.collate_fn = dataset.collate_fn  # Ultralytics' loader batches labels with the dataset's own collate
     return subset
 
