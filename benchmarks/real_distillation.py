@@ -15,7 +15,8 @@ cheap channels (damage / cost ** E) and ``--protected-stride S`` keeps the layer
 only those yaml layers (as the ranking chose them; the rest stays whole), ``--batch`` sets the images per optimizer
 step, ``--mimic REGEX`` lets only the blocks whose BatchNorm names match mimic the teacher and ``--seed K`` draws
 other augmentations of the same images (epoch ``e`` uses seed ``K + e``; the library uses ``e``) and ``--images N``
-distils on the first N calibration images (default 64); ``--tap bn`` mimics each block's BatchNorm output (before
+distils on N of the calibration images (default 64; fewer: the first N of a fixed random order since session 27, the
+first N files before); ``--tap bn`` mimics each block's BatchNorm output (before
 the activation, as Heo et al. 2019) and ``--channel-norm`` weighs each channel's error by its own variance;
 ``--stagger S`` fades the doomed channels one after another instead of all together (each over ``1 / (1 + S)`` of
 the fade; ``--stagger-by variance``: within each block, the lowest output variance first; ``depth``: block by block,
@@ -24,7 +25,9 @@ the earliest yaml layer first, as progressive grafting hands blocks over); ``--o
 size), ``--beta2`` sets Adam's second-moment decay,
 ``--temperature T`` softens the class scores' targets, ``--flat-lr-scale K`` trains the 1-D parameters (BatchNorm
 scales and shifts, biases) at K times the rate and ``--cut-lr-exponent E`` each narrowed block's weights at
-(source width / kept width) ** E times it. Run from the
+(source width / kept width) ** E times it; ``--cwd-weight W`` adds channel-wise distillation (Shu et al. 2021: each
+kept channel's map softmaxed over its positions at temperature ``--cwd-tau``, KL to the teacher's) to the feature
+term at weight W. Run from the
 repository root with ``../shared`` (see REAL_DATA.md there):
 
     YOLO_OFFLINE=1 .venv/bin/python benchmarks/real_distillation.py --speed-up 1.5 --feature-weight 0   # head only
@@ -101,7 +104,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--cut-lr-exponent", type=float, default=0.0,
                    help="each Conv block's weights at (source / kept output width) ** this x the rate (at most 8x)")
     p.add_argument("--cwd-weight", type=float, default=0.0,
-                   help="add channel-wise distillation (per channel, KL of the spatial softmax) x this to the feature term")
+                   help="add channel-wise distillation (each channel's spatial softmax, KL) x this to the feature term")
     p.add_argument("--cwd-tau", type=float, default=4.0, help="temperature of the channel-wise spatial softmax")
     p.add_argument("--fresh-moments", action="store_true",
                    help="with --cut-after-fade: a fresh Adam after the cut (the library carries the moments over)")

@@ -1,4 +1,5 @@
-"""Gradients of Ultralytics' own detection loss on a few batches of the user's data, for Taylor/Hessian importance."""
+"""Calibration images from the user's dataset, and what is computed on them: Ultralytics' own task loss and its
+gradients (Taylor/Hessian importance), BatchNorm statistics (re-estimated, or matched without changing the function)."""
 
 from __future__ import annotations
 
@@ -55,7 +56,8 @@ def calibration_batches(
             larger one is walked in a fixed random order (seeded): window ``w`` takes its images ``w * images``
             onwards, wrapping around the end, so consecutive windows go through the dataset, and every window is
             spread over all of it even when its files are in order (consecutive video frames, one scene after
-            another). 0: the first ``images`` of that order.
+            another). 0: the first ``images`` of that order. Classification: evenly spread over the class folders,
+            each window one image further on.
         verbose: Let Ultralytics log its dataset scan (images found, backgrounds, corrupt files).
 
     Returns:
