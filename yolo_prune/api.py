@@ -186,7 +186,7 @@ def prune_yolo(
         batches_for_epoch = distillation_images(str(data), imgsz, task, verbose)
         distill(pruned, source, batches_for_epoch, EPOCHS, kept=kept, verbose=verbose)
     if distill:
-        # the first 64 images again (the distillation has logged their scan), or the batches read above
+        # the distillation's first 64 images again (it has logged their scan), or the batches read above
         calibration = batches or calibration_batches(str(data), imgsz, task=task, verbose=False)
         match_batchnorm_statistics(pruned, calibration)  # so that a fine-tune starts from the evaluated model
     if reconstruct:
