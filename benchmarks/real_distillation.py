@@ -249,10 +249,7 @@ def use_channel_wise(weight: float, tau: float) -> None:
 
     def with_cwd(student: dict, teacher: dict, kept: dict) -> torch.Tensor:
         losses = []
-        for name, out in student.items():
-            channels = kept[f"{name}.bn"]
-            target = teacher[name][:, channels]
-            out = out[:, channels] if out.shape[1] != len(channels) else out
+        for out, target in distillation.kept_pairs(student, teacher, kept):
             t = torch.log_softmax(target.flatten(2) / tau, dim=2)
             s = torch.log_softmax(out.flatten(2) / tau, dim=2)
             losses.append((t.exp() * (t - s)).sum(2).mean() * tau * tau)
@@ -273,10 +270,7 @@ def use_feature_variant(tap: str, channel_norm: bool) -> None:
         if not channel_norm:
             return loss(student, teacher, kept)
         losses = []
-        for name, out in student.items():
-            channels = kept[f"{name}.bn"]
-            target = teacher[name][:, channels]
-            out = out[:, channels] if out.shape[1] != len(channels) else out
+        for out, target in distillation.kept_pairs(student, teacher, kept):
             error = (out - target).pow(2).mean(dim=(0, 2, 3)) / target.var(dim=(0, 2, 3)).clamp_min(1e-6)
             losses.append(error.mean())
         return torch.stack(losses).mean()

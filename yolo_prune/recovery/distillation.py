@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import torch
@@ -131,14 +131,19 @@ def feature_loss(student: dict, teacher: dict, kept: dict[str, torch.Tensor]) ->
     Examples:
         >>> loss = feature_loss(student_taps.outputs, teacher_taps.outputs, kept)
     """
-    losses = []
+    pairs = kept_pairs(student, teacher, kept)
+    return torch.stack([F.mse_loss(out, target) / target.var().clamp_min(1e-6) for out, target in pairs]).mean()
+
+
+def kept_pairs(
+    student: dict, teacher: dict, kept: dict[str, torch.Tensor]
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Each tapped block's student output and the teacher's, both on the channels the block keeps (``feature_loss``)."""
     for name, out in student.items():
         channels = kept[f"{name}.bn"]
-        target = teacher[name][:, channels]
         if out.shape[1] != len(channels):  # a full-width student (fading): compare the channels that stay
             out = out[:, channels]
-        losses.append(F.mse_loss(out, target) / target.var().clamp_min(1e-6))
-    return torch.stack(losses).mean()
+        yield out, teacher[name][:, channels]
 
 
 class FeatureTaps:
