@@ -49,8 +49,9 @@ def ordered_dataset(root: Path, frames: int) -> Path:
     return yaml
 
 
-def consecutive_windows(dataset, images: int, window: int):
-    """The draw before session 27: window ``w`` is files ``w * images`` onwards in file order (wrapping)."""
+def consecutive_windows(dataset, order, images: int, window: int):
+    """The draw before session 27: window ``w`` is files ``w * images`` onwards in file order (wrapping; ``order``
+    unused)."""
     start = window * images % len(dataset)
     if not start:
         return dataset

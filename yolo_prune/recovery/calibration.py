@@ -114,6 +114,7 @@ class CalibrationImages:
                 self.dataset = _classification_dataset(data, imgsz)
             else:
                 self.dataset = _detection_dataset(data, imgsz, task, mosaic, mixup)
+                self.order = np.random.default_rng(0).permutation(len(self.dataset))  # a larger dataset's windows
 
     def draw(self, seed: int = 0, window: int = 0) -> list[dict]:
         """The batches of window ``window`` (``calibration_batches``' argument), augmented with seed ``seed``."""
@@ -123,7 +124,8 @@ class CalibrationImages:
                 spread = (spread + window) % len(self.dataset)  # folders are class-sorted; the next image after each
                 return _first_batches(Subset(self.dataset, spread.tolist()), self.images, scale=1.0)
             _empty_mosaic_buffer(self.dataset)
-            return _first_batches(_windowed(self.dataset, self.images, window), self.images, scale=1 / 255)
+            window_images = _windowed(self.dataset, self.order, self.images, window)
+            return _first_batches(window_images, self.images, scale=1 / 255)
 
 
 def _detection_dataset(data: str, imgsz: int, task: str, mosaic: float, mixup: float):
@@ -141,17 +143,16 @@ def _detection_dataset(data: str, imgsz: int, task: str, mosaic: float, mixup: f
 
 def _empty_mosaic_buffer(dataset) -> None:
     """Forget the images a training dataset keeps in memory for mosaic, as a freshly built one has none."""
+    for i in dataset.buffer:  # the only images held: a loaded image is kept while it is in the buffer
+        dataset.ims[i] = dataset.im_hw0[i] = dataset.im_hw[i] = None
     dataset.buffer.clear()
-    for cache in (dataset.ims, dataset.im_hw0, dataset.im_hw):
-        cache[:] = [None] * len(cache)
 
 
-def _windowed(dataset, images: int, window: int):
-    """Images ``window * images`` onwards of ``dataset`` in a fixed random order, wrapping around its end; the dataset
+def _windowed(dataset, order: np.ndarray, images: int, window: int):
+    """Images ``window * images`` onwards of ``dataset`` in the order ``order``, wrapping around its end; the dataset
     itself when it has ``images`` or fewer."""
     if len(dataset) <= images:
         return dataset
-    order = np.random.default_rng(0).permutation(len(dataset))
     start = window * images
     subset = Subset(dataset, [int(order[(start + i) % len(dataset)]) for i in range(images)])
     subset.collate_fn = dataset.collate_fn  # Ultralytics' loader batches labels with the dataset's own collate
