@@ -136,3 +136,30 @@ def test_one_scanned_dataset_draws_what_a_fresh_scan_draws_whatever_was_drawn_be
 def test_calibrate_bn_needs_data():
     with pytest.raises(PruneError, match="calibrate_bn=True"):
         prune_yolo(tiny_detector(), calibrate_bn=True, verbose=False)
+
+
+def test_a_folder_of_unlabeled_images_calibrates_and_distils(dataset_yaml, tmp_path):
+    import logging
+    import shutil
+
+    import yaml
+    from ultralytics.utils import LOGGER
+
+    images = tmp_path / "images"
+    shutil.copytree(dataset_yaml.parent / "images" / "train", images)  # no labels folder anywhere near
+    data = tmp_path / "unlabeled.yaml"
+    data.write_text(yaml.safe_dump({"path": str(tmp_path), "train": "images", "val": "images", "names": {0: "a"}}))
+    records = []
+    handler = logging.Handler()
+    handler.emit = lambda record: records.append(record.getMessage())
+    LOGGER.addHandler(handler)
+    try:
+        batches = calibration_batches(str(data), imgsz=64, images=8)
+    finally:
+        LOGGER.removeHandler(handler)
+    assert sum(len(b["img"]) for b in batches) == 8 and sum(len(b["cls"]) for b in batches) == 0
+    assert records and not any("No labels found" in r or "Labels are missing" in r for r in records)  # not needed
+    pruned = prune_yolo(tiny_detector(), ratio=0.3, data=data, imgsz=64, verbose=False)
+    assert_stock_rebuild_keeps_every_tensor(pruned.model)
+    with pytest.raises(PruneError, match="importance='taylor' .* needs labels, and the images of .* have none"):
+        prune_yolo(tiny_detector(), ratio=0.3, importance="taylor", data=data, imgsz=64, verbose=False)

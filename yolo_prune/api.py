@@ -18,9 +18,14 @@ from .pruning.architecture import check_supported
 from .pruning.core import PruneOptions, prune_with_channel_map
 from .pruning.heads import is_supported_head, task_of
 from .pruning.compensation import compensate_removed_channels
-from .pruning.importance import CHOICES, DATA_DRIVEN, IMPORTANCE, resolve_importance
+from .pruning.importance import CHOICES, DATA_DRIVEN, IMPORTANCE, LABELLED, resolve_importance
 from .pruning.summary import ModelStats, equal_cost_imgsz, input_grid, log_summary
-from .recovery.calibration import calibration_batches, match_batchnorm_statistics, recalibrate_batchnorm
+from .recovery.calibration import (
+    calibration_batches,
+    match_batchnorm_statistics,
+    recalibrate_batchnorm,
+    require_labels,
+)
 from .recovery.distillation import (
     DISTILLED_COST_EXPONENT,
     DISTILLED_PROTECTED_STRIDE,
@@ -172,6 +177,8 @@ def prune_yolo(
         options = replace(options, cost_exponent=DISTILLED_COST_EXPONENT, protected_stride=DISTILLED_PROTECTED_STRIDE)
     needs_batches = importance in DATA_DRIVEN or calibrate_bn
     batches = calibration_batches(str(data), imgsz, task=task, verbose=verbose) if needs_batches else None
+    if importance in LABELLED:
+        require_labels(batches, str(data), f"importance='{importance}' (the detection loss's gradients)")
     if importance in DATA_DRIVEN:
         options = replace(options, calibration=batches)
     if save is not None and source_file is not None and Path(save).resolve() == source_file.resolve():

@@ -24,3 +24,20 @@ def quiet(enabled: bool = True) -> Iterator[None]:
         yield
     finally:
         LOGGER.setLevel(level)
+
+
+@contextmanager
+def dropped(*fragments: str) -> Iterator[None]:
+    """Drop Ultralytics' log records that contain any of ``fragments`` inside the block (the others pass).
+
+    Examples:
+        >>> with dropped("No labels found"):
+        ...     dataset = YOLODataset(...)  # an unlabeled folder, read for its images only
+    """
+    drop = logging.Filter()
+    drop.filter = lambda record: not any(text in record.getMessage() for text in fragments)
+    LOGGER.addFilter(drop)
+    try:
+        yield
+    finally:
+        LOGGER.removeFilter(drop)

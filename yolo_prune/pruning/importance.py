@@ -21,6 +21,7 @@ IMPORTANCE = {
 }
 CHOICES = ("auto", *IMPORTANCE)
 DATA_DRIVEN = ("taylor", "hessian", "fisher")  # score on calibration images
+LABELLED = ("taylor", "hessian")  # ... through the detection loss on their labels (fisher: on the model's own outputs)
 
 
 def resolve_importance(name: str) -> str:

@@ -13,14 +13,16 @@ import torch
 from torch import nn
 from ultralytics.cfg import get_cfg
 from torch.utils.data import Subset
-from ultralytics.data import ClassificationDataset, build_dataloader, build_yolo_dataset
+from ultralytics.data import ClassificationDataset, YOLODataset, build_dataloader
 from ultralytics.data.utils import check_det_dataset
+from ultralytics.utils import colorstr
 
 from ..errors import PruneError
-from ..logs import quiet
+from ..logs import dropped, quiet
 
 CALIBRATION_IMAGES = 64
 CALIBRATION_BATCH = 8
+MISSING_LABELS = ("No labels found", "Labels are missing or empty")  # Ultralytics' warnings, unfit for unlabeled images
 
 
 def calibration_batches(
@@ -135,10 +137,42 @@ def _detection_dataset(data: str, imgsz: int, task: str, mosaic: float, mixup: f
     except Exception as e:  # Ultralytics raises several types for a missing or malformed dataset
         raise PruneError(f"Could not read dataset '{data}' for calibration: {e}") from e
     cfg = get_cfg(overrides={"imgsz": imgsz, "task": task, "mosaic": mosaic, "mixup": mixup, "cutmix": 0.0})
-    try:
-        return build_yolo_dataset(cfg, info["train"], CALIBRATION_BATCH, info, mode="train", rect=False)
+    try:  # the arguments of Ultralytics' build_yolo_dataset in train mode, with the class that takes unlabeled images
+        return ImagesDataset(img_path=info["train"], imgsz=imgsz, batch_size=CALIBRATION_BATCH, augment=True, hyp=cfg,
+                             rect=False, cache=None, single_cls=False, stride=32, pad=0.0, prefix=colorstr("train: "),
+                             task=task, classes=None, data=info, fraction=1.0)
     except Exception as e:  # no images, unreadable labels...
         raise PruneError(f"Could not read dataset '{data}' for calibration: no usable training images ({e})") from e
+
+
+class ImagesDataset(YOLODataset):
+    """Ultralytics' training dataset, also of images that have no labels at all (a folder of unlabeled images).
+
+    Stock training refuses an augmented dataset without a single label, and warns that training may fail when labels
+    are missing; calibration, distillation and reconstruction need only the images (they read whatever labels there
+    are), so neither is said here. The criteria that need labels check for them (``require_labels``).
+    """
+
+    def cache_labels(self, path: Path = Path("./labels.cache")) -> dict:
+        """Ultralytics' scan, without its 'no labels found' error for training datasets."""
+        augment, self.augment = self.augment, False  # the scan reads it only to choose between that error and a warning
+        try:
+            with dropped(*MISSING_LABELS):
+                return super().cache_labels(path)
+        finally:
+            self.augment = augment
+
+    def verify_labels(self, labels: list[dict], cache_path: Path) -> None:
+        """Ultralytics' check of the labels' format, without its warning that labels are missing."""
+        with dropped(*MISSING_LABELS):
+            super().verify_labels(labels, cache_path)
+
+
+def require_labels(batches: list[dict], data: str, why: str) -> None:
+    """Raise PruneError when ``batches`` (from ``calibration_batches``) hold no label at all."""
+    if not any(len(batch["cls"]) for batch in batches):
+        raise PruneError(f"{why} needs labels, and the images of '{data}' have none: label them (YOLO format), or use "
+                         "a label-free criterion (importance='auto' or 'fisher').")
 
 
 def _empty_mosaic_buffer(dataset) -> None:
