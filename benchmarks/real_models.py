@@ -7,6 +7,8 @@ measure again. Methods:
 * ``previous``   the defaults before the real-data work: ``importance="l2", global_pruning=False``, no data;
 * ``data_free``  today's defaults without data (``prune_yolo(model, speed_up=s)``);
 * ``data``       today's defaults with calibration images (``prune_yolo(model, speed_up=s, data=calib.yaml)``);
+* ``generated``  no images: distillation on generated dead-leaves images (``prune_yolo(model, speed_up=s,
+  distill=True)``);
 * ``data_nodistill`` the data-free prune with its BatchNorm statistics matched to the images as after distillation
   (same function, so the same mAP as ``data_free`` before a fine-tune; it fine-tuned worse, so ``distill=False``
   does not do it): measured with that match added to ``prune_yolo(..., distill=False)``; read from the cache only;
@@ -49,6 +51,7 @@ METHOD_ARGS = {
     "previous": {"importance": "l2", "global_pruning": False},
     "data_free": {},
     "data": {"data": True},
+    "generated": {"distill": True},
 }
 SIZES = ("small", "medium", "large")
 DEFAULT_FT_DATA = SHARED / "datasets" / "coco128" / "coco128.yaml"
@@ -56,6 +59,7 @@ LABELS = {
     "previous": "previous defaults (l2, uniform), no data",
     "data_free": "defaults, no data",
     "data": "defaults + 64 unlabeled images",
+    "generated": "no images: distil on 64 generated dead-leaves images (distill=True)",
     "data_nodistill": "data-free prune, BatchNorm statistics then matched to 64 images (experiment, not a default)",
     "data_oneshot": "previous data default (prune once, then distil), 64 unlabeled images",
     "data_fade": "fading without the final BatchNorm statistics match, 64 unlabeled images",

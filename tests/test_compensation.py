@@ -238,6 +238,31 @@ def test_data_turns_distillation_on_and_stays_stock(cfg, dataset_yaml, tmp_path)
     assert plain.ckpt["yolo_prune"]["distilled"] is False
 
 
+def test_distill_without_data_distils_on_generated_images_and_removes_them(dataset_yaml, tmp_path, monkeypatch):
+    import tempfile
+
+    from yolo_prune.recovery.calibration import calibration_batches
+    from yolo_prune.recovery.distillation import distillation_loss, raw_outputs
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the generated images are written
+    images = torch.rand(4, 3, 64, 64, generator=torch.Generator().manual_seed(2))
+    with torch.random.fork_rng():
+        torch.manual_seed(SEED)
+        source = calibrated("yolov8n.yaml", images)
+    distilled = prune_yolo(source, speed_up=1.5, imgsz=64, distill=True, verbose=False)
+    plain = prune_yolo(source, speed_up=1.5, imgsz=64, verbose=False)
+    assert distilled.ckpt["yolo_prune"]["distilled"] is True
+    assert_stock_rebuild_keeps_every_tensor(distilled.model)
+    assert not list(tmp_path.glob("yolo_prune_leaves_*"))  # removed once distilled
+    held_out = calibration_batches(str(dataset_yaml), 64, images=8, seed=99)[0]["img"]  # never distilled on
+
+    def distance(model) -> float:
+        with torch.no_grad():
+            return distillation_loss(raw_outputs(model, held_out), raw_outputs(source, held_out), 16).item()
+
+    assert distance(distilled.model) < distance(plain.model)
+
+
 def test_distillation_adds_the_detection_loss_on_labels_when_asked(dataset_yaml):
     from yolo_prune.recovery.calibration import calibration_batches
     from yolo_prune.recovery.distillation import distill

@@ -143,6 +143,13 @@ def test_distillation_pulls_the_task_outputs_too(task, key):
     assert distillation_loss(student, teacher, reg_max) > distillation_loss(teacher, teacher, reg_max) + 1e-3
 
 
+def test_distill_without_data_generates_images_a_pose_model_can_read_and_refuses_a_classifier():
+    pose = prune_yolo(tiny_task_model("yolov8n.yaml", "pose"), speed_up=1.25, imgsz=64, distill=True, verbose=False)
+    assert pose.ckpt["yolo_prune"]["distilled"] is True  # its generated data.yaml carries the model's kpt_shape
+    with pytest.raises(PruneError, match="a classifier distils on your images"):
+        prune_yolo(tiny_task_model("yolov8n.yaml", "classify"), speed_up=1.25, distill=True, verbose=False)
+
+
 def test_task_accuracy_reads_each_tasks_metric():
     pair = lambda a, b: SimpleNamespace(map=a, map50=b)  # noqa: E731
     assert task_accuracy(SimpleNamespace(box=pair(0.1, 0.2))) == (0.1, 0.2)  # detect, obb

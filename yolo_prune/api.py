@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,6 +15,7 @@ from ultralytics.utils.torch_utils import get_flops
 
 from . import __version__
 from .checkpoint import checkpoint_dict, save_atomic, temporary_checkpoint_path
+from .data.dead_leaves import write_dead_leaves
 from .errors import PruneError
 from .loading import ModelSource, load_model, restricted_yolo
 from .pruning.architecture import check_supported
@@ -39,6 +43,7 @@ from .recovery.reconstruction import reconstruct_convolutions, reconstruction_im
 PREFIX = colorstr("yolo-prune: ")
 TRAINING_FREE_GFLOPS = 0.75  # below this share of GFLOPs, a prune without data= keeps little mAP (see _warn_if_deep)
 DEFAULT_IMGSZ = {"classify": 224}  # Ultralytics' classification models train at 224; every other task at 640
+GENERATED_IMAGES = 64  # dead-leaves images distilled on without data (1,920, a fresh 64 per epoch: no better)
 
 
 def prune_yolo(
@@ -115,7 +120,12 @@ def prune_yolo(
             scale and shift adjusted so the model computes the same, so that a fine-tune (training-mode BatchNorm)
             starts from the model evaluated (real yolov8n, ``speed_up=1.5``, 10 epochs of the README recipe: 0.368
             -> 0.419 mAP50-95).
-            ``None`` (default): on when ``data`` is given. Real COCO yolov8n, mAP50-95 (base 0.474), ranked per
+            ``None`` (default): on when ``data`` is given. ``True`` without ``data``: distil on 64 generated
+            "dead leaves" images (``data.dead_leaves``: occluding textured shapes over 1/f noise; no real image
+            needed), whose BatchNorm statistics are not stored (they are not your images'). Real COCO yolov8n,
+            mAP50-95 at ``speed_up=1.25`` / ``1.5``: 0.321 / 0.039 without distillation (seconds), 0.417 / 0.270 on
+            generated images, 0.425 / 0.307 on 64 real ones (minutes either way; BENCHMARKS.md, session 28).
+            History of the ``data=`` default: real COCO yolov8n, mAP50-95 (base 0.474), ranked per
             GFLOP as without data: data-free ``speed_up=1.25`` 0.321 -> 0.374, ``speed_up=1.5`` 0.039 -> 0.203 (cut
             first, then distil: 0.368 / 0.184; head outputs alone: 0.336 / 0.125). When distilling, the global
             ranking weighs compute saved more (damage / cost ** 1.5 instead of damage per GFLOP), which lifts the
@@ -154,6 +164,7 @@ def prune_yolo(
         >>> prune_yolo("yolo26n.pt", speed_up=2.0)  # half the GFLOPs
         >>> prune_yolo("yolo11n-seg.pt", speed_up=1.25)  # segment, pose, OBB and classify models alike
         >>> prune_yolo("best.pt", speed_up=1.25, data="data.yaml")  # + label-free distillation on your images
+        >>> prune_yolo("best.pt", speed_up=1.5, distill=True)  # no images: distil on generated ones (minutes)
         >>> prune_yolo("best.pt", ratio=0.3, data="data.yaml", reconstruct=True)  # refit on your images
     """
     if ratio is not None and (target_gflops is not None or speed_up is not None):
@@ -171,8 +182,12 @@ def prune_yolo(
     if ratio is None and layer_ratios and target_gflops is None and speed_up is None:
         options = replace(options, ratio=0.0)
     options = _with_compute_target(options, source, target_gflops, speed_up)
-    _check_data_given(data, importance, calibrate_bn, reconstruct, distill)
+    _check_data_given(data, importance, calibrate_bn, reconstruct, distill, task)
+    if save is not None and source_file is not None and Path(save).resolve() == source_file.resolve():
+        raise PruneError(f"save='{save}' is the input checkpoint; choose another name so the original is kept.")
     distill = data is not None if distill is None else distill
+    generated = _dead_leaves_dataset(source, task, imgsz, verbose) if distill and data is None else None
+    data = generated or data
     if distill:  # the ranking leans further towards compute saved when distillation will recover the damage
         options = replace(options, cost_exponent=DISTILLED_COST_EXPONENT, protected_stride=DISTILLED_PROTECTED_STRIDE)
     needs_batches = importance in DATA_DRIVEN or calibrate_bn
@@ -181,8 +196,6 @@ def prune_yolo(
         require_labels(batches, str(data), f"importance='{importance}' (the detection loss's gradients)")
     if importance in DATA_DRIVEN:
         options = replace(options, calibration=batches)
-    if save is not None and source_file is not None and Path(save).resolve() == source_file.resolve():
-        raise PruneError(f"save='{save}' is the input checkpoint; choose another name so the original is kept.")
     pruned, kept = prune_with_channel_map(source, options)
     fade = distill and fades_every_cut(source, pruned)
     if fade:
@@ -192,10 +205,12 @@ def prune_yolo(
     if distill and not fade:
         batches_for_epoch = distillation_images(str(data), imgsz, task, verbose)
         distill(pruned, source, batches_for_epoch, EPOCHS, kept=kept, verbose=verbose)
-    if distill:
+    if distill and not generated:  # generated images' statistics are not the user's: the source's stay
         # the distillation's first 64 images again (it has logged their scan), or the batches read above
         calibration = batches or calibration_batches(str(data), imgsz, task=task, verbose=False)
         match_batchnorm_statistics(pruned, calibration)  # so that a fine-tune starts from the evaluated model
+    if generated:
+        shutil.rmtree(generated.parent, ignore_errors=True)
     if reconstruct:
         scanned = distill or needs_batches
         images = calibration_batches(
@@ -238,7 +253,9 @@ def _validated_options(ratio, importance, global_pruning, round_to, imgsz) -> Pr
     return PruneOptions(float(ratio), importance, bool(global_pruning), round_to, imgsz=imgsz)
 
 
-def _check_data_given(data, importance: str, calibrate_bn: bool, reconstruct: bool, distill: bool | None) -> None:
+def _check_data_given(
+    data, importance: str, calibrate_bn: bool, reconstruct: bool, distill: bool | None, task: str
+) -> None:
     """The data-driven options need ``data``: say which one asked for it."""
     if data is not None:
         return
@@ -248,8 +265,22 @@ def _check_data_given(data, importance: str, calibrate_bn: bool, reconstruct: bo
         raise PruneError("calibrate_bn=True re-estimates BatchNorm statistics on your images: pass data=data.yaml.")
     if reconstruct:
         raise PruneError("reconstruct=True refits the pruned layers on your images: pass data=data.yaml.")
-    if distill:
-        raise PruneError("distill=True trains the pruned model towards the original on your images: pass data=data.yaml.")
+    if distill and task == "classify":
+        raise PruneError(
+            "distill=True without data generates detection-style images; a classifier distils on your images: pass "
+            "data=<dataset folder> (train/<class>/ images)."
+        )
+
+
+def _dead_leaves_dataset(source, task: str, imgsz: int, verbose: bool) -> Path:
+    """Generated images to distil on when no data is given (``data.dead_leaves``), in a private temporary folder
+    that ``prune_yolo`` removes when done (and this process at exit, if the prune fails)."""
+    folder = tempfile.mkdtemp(prefix="yolo_prune_leaves_")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    if verbose:
+        LOGGER.info(f"{PREFIX}no data given: distilling on {GENERATED_IMAGES} generated dead-leaves images")
+    extras = {"kpt_shape": list(source.yaml["kpt_shape"])} if task == "pose" else {}
+    return write_dead_leaves(folder, GENERATED_IMAGES, imgsz, extras=extras)
 
 
 def _validated_layer_ratios(layer_ratios, source, global_pruning: bool) -> dict[int, float] | None:
@@ -298,8 +329,9 @@ def _warn_if_deep(gflops_share: float, imgsz: int, grid: int) -> None:
         LOGGER.warning(
             f"{PREFIX}pruned to {gflops_share:.2f}x GFLOPs without data: a real model keeps little accuracy this "
             f"deep before fine-tuning (COCO yolov8n: 0.80x keeps 0.68x of its mAP, 0.66x keeps 0.08x). Pass "
-            f"data=your.yaml (its images, labels optional, distill the pruned model) and fine-tune with yolo train, "
-            f"or compare a smaller input first: the unpruned model at imgsz={size} costs the same GFLOPs "
+            f"data=your.yaml (its images, labels optional, distill the pruned model), or distill=True to distil on "
+            f"generated images when you have none (0.66x: 0.57x of the mAP, in minutes), and fine-tune with yolo "
+            f"train; or compare a smaller input first: the unpruned model at imgsz={size} costs the same GFLOPs "
             f"(yolo val ... imgsz={size}; the COCO yolov8n at 448 px, 0.49x GFLOPs, keeps 0.91x on coco128)."
         )
 
