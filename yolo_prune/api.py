@@ -121,7 +121,7 @@ def prune_yolo(
             starts from the model evaluated (real yolov8n, ``speed_up=1.5``, 10 epochs of the README recipe: 0.368
             -> 0.419 mAP50-95).
             ``None`` (default): on when ``data`` is given. ``True`` without ``data``: distil on 64 generated
-            "dead leaves" images (``data.dead_leaves``: occluding textured shapes over 1/f noise; no real image
+            "dead leaves" images (``data.dead_leaves``: occluding textured shapes over smooth noise; no real image
             needed), whose BatchNorm statistics are not stored (they are not your images'). Real COCO yolov8n,
             mAP50-95 at ``speed_up=1.25`` / ``1.5``: 0.321 / 0.039 without distillation (seconds), 0.417 / 0.270 on
             generated images, 0.425 / 0.307 on 64 real ones (minutes either way; BENCHMARKS.md, session 28).
