@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import atexit
 import os
 import shutil
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,7 +12,7 @@ from ultralytics.utils import LOGGER, colorstr
 from ultralytics.utils.torch_utils import get_flops
 
 from . import __version__
-from .checkpoint import checkpoint_dict, save_atomic, temporary_checkpoint_path
+from .checkpoint import checkpoint_dict, save_atomic, temporary_checkpoint_path, temporary_folder
 from .data.dead_leaves import write_dead_leaves
 from .errors import PruneError
 from .loading import ModelSource, load_model, restricted_yolo
@@ -275,8 +273,7 @@ def _check_data_given(
 def _dead_leaves_dataset(source, task: str, imgsz: int, verbose: bool) -> Path:
     """Generated images to distil on when no data is given (``data.dead_leaves``), in a private temporary folder
     that ``prune_yolo`` removes when done (and this process at exit, if the prune fails)."""
-    folder = tempfile.mkdtemp(prefix="yolo_prune_leaves_")
-    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    folder = temporary_folder("yolo_prune_leaves_")
     if verbose:
         LOGGER.info(f"{PREFIX}no data given: distilling on {GENERATED_IMAGES} generated dead-leaves images")
     extras = {"kpt_shape": list(source.yaml["kpt_shape"])} if task == "pose" else {}

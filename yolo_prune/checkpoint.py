@@ -64,9 +64,14 @@ def temporary_checkpoint_path() -> Path:
     (``model.train()``, its DDP subprocesses), so it lives as long as the process, not longer: hundreds of pruning
     calls must not fill the temporary folder.
     """
-    folder = tempfile.mkdtemp(prefix="yolo_prune_")
+    return temporary_folder("yolo_prune_") / "pruned.pt"
+
+
+def temporary_folder(prefix: str) -> Path:
+    """A fresh private folder (``prefix`` + random) under the system's temporary folder, removed at process exit."""
+    folder = tempfile.mkdtemp(prefix=prefix)
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
-    return Path(folder) / "pruned.pt"
+    return Path(folder)
 
 
 def save_atomic(ckpt: dict, path: str | os.PathLike, overwrite: bool = False) -> Path:
