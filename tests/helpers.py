@@ -1,13 +1,31 @@
 """Assertions shared by the test modules."""
 
+import logging
 import pickletools
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 from ultralytics.nn.modules import C2f, Conv
 from ultralytics.nn.tasks import DetectionModel
 
 from yolo_prune.pruning.heads import class_count
+
+
+@contextmanager
+def ultralytics_messages() -> Iterator[list[str]]:
+    """The messages Ultralytics' LOGGER receives inside the block, in order (whatever its level lets through)."""
+    from ultralytics.utils import LOGGER
+
+    messages = []
+    handler = logging.Handler()
+    handler.emit = lambda record: messages.append(record.getMessage())
+    LOGGER.addHandler(handler)
+    try:
+        yield messages
+    finally:
+        LOGGER.removeHandler(handler)
 
 
 def assert_stock_rebuild_keeps_every_tensor(model: DetectionModel) -> None:

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from conftest import FAMILIES, tiny_detector
-from helpers import assert_stock_rebuild_keeps_every_tensor
+from helpers import assert_stock_rebuild_keeps_every_tensor, ultralytics_messages
 from yolo_prune import prune_yolo
 from yolo_prune.pruning.channel_map import batchnorms
 from yolo_prune.pruning.compensation import activation_moments, compensate_removed_channels
@@ -278,25 +278,15 @@ def test_distillation_adds_the_detection_loss_on_labels_when_asked(dataset_yaml)
 
 
 def test_a_fading_distillation_scans_its_dataset_once_and_logs_it_only_when_verbose(dataset_yaml):
-    import logging
-
-    from ultralytics.utils import LOGGER
-
     from yolo_prune.recovery.fading import distill_while_fading
 
-    source, records = tiny_detector("yolov8n.yaml"), []
+    source = tiny_detector("yolov8n.yaml")
     _, kept = prune_with_channel_map(source, PruneOptions(0.3, "damage", global_pruning=True))
-    handler = logging.Handler()
-    handler.emit = lambda record: records.append(record.getMessage())
-    LOGGER.addHandler(handler)
     scans = {}
-    try:
-        for verbose in (True, False):
-            records.clear()
+    for verbose in (True, False):
+        with ultralytics_messages() as records:
             distill_while_fading(source, kept, str(dataset_yaml), 64, verbose=verbose, epochs=4)  # a cut after epoch 2
-            scans[verbose] = sum("Fast image access" in r for r in records)  # Ultralytics' line for each build
-    finally:
-        LOGGER.removeHandler(handler)
+        scans[verbose] = sum("Fast image access" in r for r in records)  # Ultralytics' line for each build
     assert scans == {True: 1, False: 0}  # one dataset build for the 4 epochs on both sides of the cut
 
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from conftest import FAMILIES, tiny_detector
-from helpers import assert_stock_rebuild_keeps_every_tensor, slot_widths
+from helpers import assert_stock_rebuild_keeps_every_tensor, slot_widths, ultralytics_messages
 from yolo_prune import PruneError, prune_yolo
 from yolo_prune.pruning.core import PruneOptions, prune_detection_model
 from yolo_prune.recovery.calibration import calibration_batches, single_samples
@@ -139,24 +139,16 @@ def test_calibrate_bn_needs_data():
 
 
 def test_a_folder_of_unlabeled_images_calibrates_and_distils(dataset_yaml, tmp_path):
-    import logging
     import shutil
 
     import yaml
-    from ultralytics.utils import LOGGER
 
     images = tmp_path / "images"
     shutil.copytree(dataset_yaml.parent / "images" / "train", images)  # no labels folder anywhere near
     data = tmp_path / "unlabeled.yaml"
     data.write_text(yaml.safe_dump({"path": str(tmp_path), "train": "images", "val": "images", "names": {0: "a"}}))
-    records = []
-    handler = logging.Handler()
-    handler.emit = lambda record: records.append(record.getMessage())
-    LOGGER.addHandler(handler)
-    try:
+    with ultralytics_messages() as records:
         batches = calibration_batches(str(data), imgsz=64, images=8)
-    finally:
-        LOGGER.removeHandler(handler)
     assert sum(len(b["img"]) for b in batches) == 8 and sum(len(b["cls"]) for b in batches) == 0
     assert records and not any("No labels found" in r or "Labels are missing" in r for r in records)  # not needed
     pruned = prune_yolo(tiny_detector(), ratio=0.3, data=data, imgsz=64, verbose=False)
