@@ -143,6 +143,18 @@ def test_distillation_pulls_the_task_outputs_too(task, key):
     assert distillation_loss(student, teacher, reg_max) > distillation_loss(teacher, teacher, reg_max) + 1e-3
 
 
+def test_a_segment_model_is_cut_first_then_distilled_on_its_data(task_dataset):
+    from yolo_prune.pruning.core import PruneOptions, prune_with_channel_map
+    from yolo_prune.recovery.fading import fades_every_cut
+
+    source = tiny_task_model("yolov8n.yaml", "segment")
+    pruned, _ = prune_with_channel_map(source, PruneOptions(0.3, "damage", global_pruning=True, protected_stride=8))
+    assert not fades_every_cut(source, pruned)  # the prototypes' upsampler has no BatchNorm to fade by
+    model = prune_yolo(source, speed_up=1.5, imgsz=64, data=task_dataset("segment"), verbose=False)
+    assert model.ckpt["yolo_prune"]["distilled"] is True
+    assert_stock_rebuild_keeps_every_tensor(model.model)
+
+
 def test_distill_without_data_generates_images_a_pose_model_can_read_and_refuses_a_classifier():
     pose = prune_yolo(tiny_task_model("yolov8n.yaml", "pose"), speed_up=1.25, imgsz=64, distill=True, verbose=False)
     assert pose.ckpt["yolo_prune"]["distilled"] is True  # its generated data.yaml carries the model's kpt_shape

@@ -28,13 +28,8 @@ from .recovery.calibration import (
     recalibrate_batchnorm,
     require_labels,
 )
-from .recovery.distillation import (
-    DISTILLED_COST_EXPONENT,
-    DISTILLED_PROTECTED_STRIDE,
-    EPOCHS,
-    distill,
-    distillation_images,
-)
+from .recovery import distillation
+from .recovery.distillation import DISTILLED_COST_EXPONENT, DISTILLED_PROTECTED_STRIDE, EPOCHS, distillation_images
 from .recovery.fading import distill_while_fading, fades_every_cut
 from .recovery.reconstruction import reconstruct_convolutions, reconstruction_images
 
@@ -202,7 +197,7 @@ def prune_yolo(
         compensate_removed_channels(pruned, source, kept)
     if distill and not fade:
         batches_for_epoch = distillation_images(str(data), imgsz, task, verbose)
-        distill(pruned, source, batches_for_epoch, EPOCHS, kept=kept, verbose=verbose)
+        distillation.distill(pruned, source, batches_for_epoch, EPOCHS, kept=kept, verbose=verbose)
     if distill and not generated:  # generated images' statistics are not the user's: the source's stay
         # the distillation's first 64 images again (it has logged their scan), or the batches read above
         calibration = batches or calibration_batches(str(data), imgsz, task=task, verbose=False)
