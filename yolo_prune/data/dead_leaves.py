@@ -64,7 +64,7 @@ def write_dead_leaves(
 
     Examples:
         >>> data = write_dead_leaves("/tmp/leaves", images=64)
-        >>> prune_yolo("yolov8n.pt", speed_up=1.25, data=data)  # what ``distill=True`` without data does
+        >>> prune_yolo("yolov8n.pt", speed_up=1.25, data=data)  # distils on them, as ``distill=True`` without data
     """
     root = Path(root)
     (root / "images").mkdir(parents=True, exist_ok=True)
