@@ -24,3 +24,12 @@ def test_written_images_form_a_dataset_ultralytics_reads_without_labels(tmp_path
     assert info["kpt_shape"] == [4, 3] and len(list((tmp_path / "leaves" / "images").glob("*.jpg"))) == 6
     batches = calibration_batches(str(data), imgsz=64, images=6)
     assert sum(len(b["img"]) for b in batches) == 6 and sum(len(b["cls"]) for b in batches) == 0
+
+
+def test_written_images_form_a_class_folder_dataset_for_a_classifier(tmp_path):
+    root = write_dead_leaves(tmp_path / "leaves", images=3, imgsz=64, classify=True)
+    assert root == tmp_path / "leaves"
+    assert {split: len(list((root / split / "leaves").glob("*.jpg"))) for split in ("train", "val")} == {
+        "train": 3, "val": 3}
+    batches = calibration_batches(str(root), imgsz=64, images=3, task="classify")
+    assert sum(len(b["img"]) for b in batches) == 3

@@ -175,12 +175,12 @@ def prune_yolo(
     if ratio is None and layer_ratios and target_gflops is None and speed_up is None:
         options = replace(options, ratio=0.0)
     options = _with_compute_target(options, source, target_gflops, speed_up)
-    _check_data_given(data, importance, calibrate_bn, reconstruct, distill, task)
+    _check_data_given(data, importance, calibrate_bn, reconstruct)
     if save is not None and source_file is not None and Path(save).resolve() == source_file.resolve():
         raise PruneError(f"save='{save}' is the input checkpoint; choose another name so the original is kept.")
     distill = data is not None if distill is None else distill
-    generated = _dead_leaves_dataset(source, task, imgsz, verbose) if distill and data is None else None
-    data = generated or data
+    generated = temporary_folder("yolo_prune_leaves_") if distill and data is None else None
+    data = _dead_leaves_dataset(generated, source, task, imgsz, verbose) if generated else data
     if distill:  # the ranking leans further towards compute saved when distillation will recover the damage
         options = replace(options, cost_exponent=DISTILLED_COST_EXPONENT, protected_stride=DISTILLED_PROTECTED_STRIDE)
     needs_batches = importance in DATA_DRIVEN or calibrate_bn
@@ -203,7 +203,7 @@ def prune_yolo(
         calibration = batches or calibration_batches(str(data), imgsz, task=task, verbose=False)
         match_batchnorm_statistics(pruned, calibration)  # so that a fine-tune starts from the evaluated model
     if generated:
-        shutil.rmtree(generated.parent, ignore_errors=True)
+        shutil.rmtree(generated, ignore_errors=True)
     if reconstruct:
         scanned = distill or needs_batches
         images = calibration_batches(
@@ -246,9 +246,7 @@ def _validated_options(ratio, importance, global_pruning, round_to, imgsz) -> Pr
     return PruneOptions(float(ratio), importance, bool(global_pruning), round_to, imgsz=imgsz)
 
 
-def _check_data_given(
-    data, importance: str, calibrate_bn: bool, reconstruct: bool, distill: bool | None, task: str
-) -> None:
+def _check_data_given(data, importance: str, calibrate_bn: bool, reconstruct: bool) -> None:
     """The data-driven options need ``data``: say which one asked for it."""
     if data is not None:
         return
@@ -258,21 +256,16 @@ def _check_data_given(
         raise PruneError("calibrate_bn=True re-estimates BatchNorm statistics on your images: pass data=data.yaml.")
     if reconstruct:
         raise PruneError("reconstruct=True refits the pruned layers on your images: pass data=data.yaml.")
-    if distill and task == "classify":
-        raise PruneError(
-            "distill=True without data generates detection-style images; a classifier distils on your images: pass "
-            "data=<dataset folder> (train/<class>/ images)."
-        )
 
 
-def _dead_leaves_dataset(source, task: str, imgsz: int, verbose: bool) -> Path:
-    """Generated images to distil on when no data is given (``data.dead_leaves``), in a private temporary folder
-    that ``prune_yolo`` removes when done (and this process at exit, if the prune fails)."""
-    folder = temporary_folder("yolo_prune_leaves_")
+def _dead_leaves_dataset(folder: Path, source, task: str, imgsz: int, verbose: bool) -> Path:
+    """Generated images to distil on when no data is given (``data.dead_leaves``), written into ``folder`` (a private
+    temporary folder that ``prune_yolo`` removes when done, and this process at exit if the prune fails): a data.yaml,
+    or for a classifier a class-folder dataset."""
     if verbose:
         LOGGER.info(f"{PREFIX}no data given: distilling on {GENERATED_IMAGES} generated dead-leaves images")
     extras = {"kpt_shape": list(source.yaml["kpt_shape"])} if task == "pose" else {}
-    return write_dead_leaves(folder, GENERATED_IMAGES, imgsz, extras=extras)
+    return write_dead_leaves(folder, GENERATED_IMAGES, imgsz, extras=extras, classify=task == "classify")
 
 
 def _validated_layer_ratios(layer_ratios, source, global_pruning: bool) -> dict[int, float] | None:

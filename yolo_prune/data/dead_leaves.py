@@ -48,29 +48,43 @@ def dead_leaves_image(rng: np.random.Generator, size: int) -> np.ndarray:
 
 
 def write_dead_leaves(
-    root: str | os.PathLike, images: int = 64, imgsz: int = 640, seed: int = 0, extras: dict | None = None
+    root: str | os.PathLike,
+    images: int = 64,
+    imgsz: int = 640,
+    seed: int = 0,
+    extras: dict | None = None,
+    classify: bool = False,
 ) -> Path:
     """Write ``images`` dead-leaves images under ``root`` as an Ultralytics dataset without labels.
 
     Args:
-        root: Folder to write into (created if missing): ``images/*.jpg`` and ``data.yaml``.
+        root: Folder to write into (created if missing): ``images/*.jpg`` and ``data.yaml``, or for ``classify``
+            ``train/leaves/*.jpg`` and ``val/leaves/*.jpg`` (the same images).
         images: Number of images; image ``i`` is drawn from seed ``seed + i``.
         imgsz: Image side in pixels.
         seed: First image's seed.
         extras: More ``data.yaml`` keys (a pose model's dataset needs its ``kpt_shape``).
+        classify: Write the class-folder layout of ``yolo classify train`` (one placeholder class) instead.
 
     Returns:
-        The ``data.yaml`` path (train and val: the images; one placeholder class name).
+        The ``data.yaml`` path (train and val: the images; one placeholder class name), or for ``classify`` the
+        dataset folder ``root``.
 
     Examples:
         >>> data = write_dead_leaves("/tmp/leaves", images=64)
         >>> prune_yolo("yolov8n.pt", speed_up=1.25, data=data)  # distils on them, as ``distill=True`` without data
+        >>> prune_yolo("yolov8n-cls.pt", speed_up=1.25, data=write_dead_leaves("/tmp/cls", imgsz=224, classify=True))
     """
     root = Path(root)
-    (root / "images").mkdir(parents=True, exist_ok=True)
+    folders = [root / split / "leaves" for split in ("train", "val")] if classify else [root / "images"]
+    for folder in folders:
+        folder.mkdir(parents=True, exist_ok=True)
     for i in range(images):
         image = dead_leaves_image(np.random.default_rng(seed + i), imgsz)
-        cv2.imwrite(str(root / "images" / f"{i:05d}.jpg"), image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+        for folder in folders:
+            cv2.imwrite(str(folder / f"{i:05d}.jpg"), image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    if classify:
+        return root
     data = root / "data.yaml"
     info = {"path": str(root.resolve()), "train": "images", "val": "images", "names": {0: "object"}}
     data.write_text(yaml.safe_dump({**info, **(extras or {})}))
