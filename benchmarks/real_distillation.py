@@ -27,7 +27,10 @@ size), ``--beta2`` sets Adam's second-moment decay,
 scales and shifts, biases) at K times the rate and ``--cut-lr-exponent E`` each narrowed block's weights at
 (source width / kept width) ** E times it; ``--cwd-weight W`` adds channel-wise distillation (Shu et al. 2021: each
 kept channel's map softmaxed over its positions at temperature ``--cwd-tau``, KL to the teacher's) to the feature
-term at weight W. Run from the
+term at weight W; ``--foreground A`` weighs each position's feature error by 1 + A x the teacher's confidence there
+(object regions first, as detection distillation does with boxes: Li et al. 2017, FGD Yang et al. 2022; here the
+teacher's own scores, no labels) and ``--multiscale LO,HI`` resizes each batch to a random multiple of 32 in that
+range. Run from the
 repository root with ``../shared`` (see REAL_DATA.md there):
 
     YOLO_OFFLINE=1 .venv/bin/python benchmarks/real_distillation.py --speed-up 1.5 --feature-weight 0   # head only
@@ -41,6 +44,7 @@ from __future__ import annotations
 import argparse
 import copy
 import os
+import random
 import re
 import time
 from dataclasses import replace
@@ -48,6 +52,7 @@ from dataclasses import replace
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
 import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 from real_ablations import SHARED, evaluate  # noqa: E402
 from ultralytics import YOLO  # noqa: E402
 
@@ -106,6 +111,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--cwd-weight", type=float, default=0.0,
                    help="add channel-wise distillation (each channel's spatial softmax, KL) x this to the feature term")
     p.add_argument("--cwd-tau", type=float, default=4.0, help="temperature of the channel-wise spatial softmax")
+    p.add_argument("--foreground", type=float, default=0.0,
+                   help="feature error at each position x (1 + this x the teacher's confidence there)")
+    p.add_argument("--multiscale", default="", help="LO,HI: each batch resized to a random multiple of 32 in it")
     p.add_argument("--fresh-moments", action="store_true",
                    help="with --cut-after-fade: a fresh Adam after the cut (the library carries the moments over)")
     return p.parse_args()
@@ -278,6 +286,54 @@ def use_feature_variant(tap: str, channel_norm: bool) -> None:
     distillation.feature_loss = variant
 
 
+def use_foreground(alpha: float) -> None:
+    """Weigh each position's feature error by ``1 + alpha x`` the teacher's confidence there: its highest class
+    probability over the anchors of every level at that place (nearest-upsampled, the levels' maximum), max-pooled to
+    each feature's grid; the weights are normalised so the feature term keeps its scale."""
+    raw, teacher = distillation.raw_outputs, {}
+
+    def stashing(model, x):
+        out = raw(model, x)
+        if not torch.is_grad_enabled():  # ``distill`` runs the teacher under no_grad, then the student
+            teacher["scores"], teacher["size"] = out["scores"].detach(), x.shape[-2:]
+        return out
+
+    def confidence(grid) -> torch.Tensor:
+        scores, (h, w) = teacher["scores"].sigmoid().amax(1), teacher["size"]
+        levels, start = [], 0
+        for stride in (8, 16, 32):
+            n = (h // stride) * (w // stride)
+            level = scores[:, start:start + n].view(-1, 1, h // stride, w // stride)
+            levels.append(F.interpolate(level, size=(h // 2, w // 2), mode="nearest"))
+            start += n
+        return F.adaptive_max_pool2d(torch.stack(levels).amax(0), grid)
+
+    def weighted(student: dict, targets: dict, kept: dict) -> torch.Tensor:
+        losses = []
+        for out, target in distillation.kept_pairs(student, targets, kept):
+            weight = 1 + alpha * confidence(out.shape[-2:])
+            error = (out - target).pow(2).mean(1, keepdim=True)
+            losses.append((error * weight).sum() / weight.sum() / target.var().clamp_min(1e-6))
+        return torch.stack(losses).mean()
+
+    distillation.raw_outputs, distillation.feature_loss = stashing, weighted
+
+
+def _multiscale(images, sizes: str):
+    """``images`` with each batch resized (bilinear) to a random multiple of 32 in ``LO,HI``, drawn per epoch."""
+    low, high = (int(v) for v in sizes.split(","))
+
+    def epoch_images(epoch: int) -> list[dict]:
+        rng, resized = random.Random(epoch), []
+        for batch in images(epoch):
+            size = rng.randrange(low, high + 1, 32)
+            img = F.interpolate(batch["img"], size=(size, size), mode="bilinear", align_corners=False)
+            resized.append({**batch, "img": img})
+        return resized
+
+    return epoch_images
+
+
 def _mimicked(kept: dict, pattern: str) -> dict:
     """The part of ``kept`` whose BatchNorm names match ``pattern``: only those blocks mimic the teacher."""
     return {name: channels for name, channels in kept.items() if re.search(pattern, name)}
@@ -322,6 +378,10 @@ def main() -> None:
     images = lambda epoch: scanned.draw(seed=args.seed + epoch)  # noqa: E731
     if args.batch:
         images = _rebatched(images, args.batch)
+    if args.multiscale:
+        images = _multiscale(images, args.multiscale)
+    if args.foreground:
+        use_foreground(args.foreground)
     start, model, kept = time.perf_counter(), source, None
     if args.fade:
         pruned = faded(source, args, images)
