@@ -10,7 +10,25 @@ import torch
 from ultralytics.nn.modules import C2f, Conv
 from ultralytics.nn.tasks import DetectionModel
 
+from yolo_prune.pruning.channel_map import batchnorms
 from yolo_prune.pruning.heads import class_count
+
+
+def with_distinct_batchnorms(model: torch.nn.Module, images: torch.Tensor) -> torch.nn.Module:
+    """``model`` with distinct BatchNorm affine parameters whose running statistics are measured on ``images``.
+
+    Then every BatchNorm's output on ``images`` has mean ``beta`` and spread ``gamma``, as after training.
+    """
+    generator = torch.Generator().manual_seed(0)
+    for norm in batchnorms(model).values():
+        norm.weight.data = torch.rand(norm.num_features, generator=generator) + 0.5
+        norm.bias.data = torch.randn(norm.num_features, generator=generator)
+        norm.reset_running_stats()
+        norm.momentum = None
+    model.train()
+    with torch.no_grad():
+        model(images)
+    return model.eval()
 
 
 @contextmanager

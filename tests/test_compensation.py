@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from conftest import FAMILIES, tiny_detector
-from helpers import assert_stock_rebuild_keeps_every_tensor, ultralytics_messages
+from helpers import assert_stock_rebuild_keeps_every_tensor, ultralytics_messages, with_distinct_batchnorms
 from yolo_prune import prune_yolo
 from yolo_prune.pruning.channel_map import batchnorms
 from yolo_prune.pruning.compensation import activation_moments, compensate_removed_channels
@@ -22,22 +22,8 @@ COCO8 = SHARED / "datasets" / "coco8" / "coco8.yaml"
 
 
 def calibrated(cfg: str, images: torch.Tensor) -> nn.Module:
-    """A tiny detector with distinct BatchNorm affine parameters whose running statistics are measured on ``images``.
-
-    Then every BatchNorm's output on ``images`` has mean ``beta`` and spread ``gamma``, as after training.
-    """
-    model = tiny_detector(cfg)
-    generator = torch.Generator().manual_seed(0)
-    norms = list(batchnorms(model).values())
-    for norm in norms:
-        norm.weight.data = torch.rand(norm.num_features, generator=generator) + 0.5
-        norm.bias.data = torch.randn(norm.num_features, generator=generator)
-        norm.reset_running_stats()
-        norm.momentum = None
-    model.train()
-    with torch.no_grad():
-        model(images)
-    return model.eval()
+    """A tiny detector with distinct BatchNorms whose running statistics are measured on ``images``."""
+    return with_distinct_batchnorms(tiny_detector(cfg), images)
 
 
 def layer_mean_error(pruned: nn.Module, source: nn.Module, kept: dict, images: torch.Tensor) -> float:

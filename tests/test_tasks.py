@@ -13,7 +13,7 @@ from ultralytics.nn.modules import Segment
 from ultralytics.utils.torch_utils import get_flops
 
 from conftest import FAMILIES, TASK_FAMILIES, task_cfg, tiny_task_model
-from helpers import assert_stock_rebuild_keeps_every_tensor
+from helpers import assert_stock_rebuild_keeps_every_tensor, with_distinct_batchnorms
 from yolo_prune import PruneError, prune_yolo, sensitivity
 from yolo_prune.cli import main
 from yolo_prune.data.task_labels import extreme_points, outline, rotated_corners
@@ -163,19 +163,13 @@ def test_distill_without_data_generates_images_a_pose_model_can_read():
 def test_a_classifier_distils_without_data_on_generated_class_folders(task_dataset, tmp_path, monkeypatch):
     import tempfile
 
-    from yolo_prune.pruning.channel_map import batchnorms
     from yolo_prune.recovery.calibration import calibration_batches
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the generated images are written
-    source, generator = tiny_task_model("yolov8n.yaml", "classify"), torch.Generator().manual_seed(0)
-    for norm in batchnorms(source).values():  # distinct BatchNorms and confident logits, as after training
-        norm.weight.data = torch.rand(norm.num_features, generator=generator) + 0.5
-        norm.bias.data = torch.randn(norm.num_features, generator=generator)
-        norm.reset_running_stats()
-        norm.momentum = None
+    images = torch.rand(8, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    source = with_distinct_batchnorms(tiny_task_model("yolov8n.yaml", "classify"), images)
     with torch.no_grad():
-        source.train()(torch.rand(8, 3, 64, 64, generator=generator))
-        source.eval().model[-1].linear.weight.mul_(10)
+        source.model[-1].linear.weight.mul_(10)  # confident logits, as after training
     distilled = prune_yolo(source, speed_up=1.5, imgsz=64, distill=True, verbose=False)
     plain = prune_yolo(source, speed_up=1.5, imgsz=64, verbose=False)
     assert distilled.task == "classify" and distilled.ckpt["yolo_prune"]["distilled"] is True
