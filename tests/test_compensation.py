@@ -224,6 +224,20 @@ def test_data_turns_distillation_on_and_stays_stock(cfg, dataset_yaml, tmp_path)
     assert plain.ckpt["yolo_prune"]["distilled"] is False
 
 
+def test_a_prune_with_data_scans_a_dataset_whose_label_cache_cannot_be_written_once(tmp_path, monkeypatch):
+    import ultralytics.data.dataset as datasets
+    import ultralytics.data.utils as data_utils
+
+    from yolo_prune.data.synthetic import make_synthetic_dataset
+
+    data = make_synthetic_dataset(tmp_path, n_train=8, n_val=2, imgsz=64, seed=1)
+    monkeypatch.setattr(data_utils, "is_dir_writeable", lambda path: False)  # a read-only dataset folder
+    scan, scans = datasets.YOLODataset.cache_labels, []
+    monkeypatch.setattr(datasets.YOLODataset, "cache_labels", lambda self, path: scans.append(path) or scan(self, path))
+    prune_yolo(tiny_detector(), speed_up=1.25, imgsz=64, data=str(data), verbose=False)
+    assert len(scans) == 1  # distillation at half size and the BatchNorm statistics at full size share one scan
+
+
 def test_distill_without_data_distils_on_generated_images_and_removes_them(dataset_yaml, tmp_path, monkeypatch):
     import tempfile
 

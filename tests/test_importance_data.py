@@ -155,3 +155,27 @@ def test_a_folder_of_unlabeled_images_calibrates_and_distils(dataset_yaml, tmp_p
     assert_stock_rebuild_keeps_every_tensor(pruned.model)
     with pytest.raises(PruneError, match="importance='taylor' .* needs labels, and the images of .* have none"):
         prune_yolo(tiny_detector(), ratio=0.3, importance="taylor", data=data, imgsz=64, verbose=False)
+
+
+def test_a_dataset_built_at_two_sizes_is_scanned_once_while_scans_are_shared(tmp_path, monkeypatch):
+    from ultralytics.data import YOLODataset
+
+    from yolo_prune.data.synthetic import make_synthetic_dataset
+    from yolo_prune.recovery.calibration import CalibrationImages, sharing_scans
+
+    data = make_synthetic_dataset(tmp_path, n_train=8, n_val=2, imgsz=64, seed=1)
+    scan, scans = YOLODataset.cache_labels, []
+    monkeypatch.setattr(YOLODataset, "cache_labels", lambda self, path: scans.append(path) or scan(self, path))
+
+    def build_without_cache_file(imgsz: int) -> list[dict]:  # as in a read-only folder: no cache to read back
+        for cache in tmp_path.rglob("*.cache"):
+            cache.unlink()
+        return CalibrationImages(str(data), imgsz, images=8).draw()
+
+    with sharing_scans():
+        small, full = build_without_cache_file(32), build_without_cache_file(64)
+    assert len(scans) == 1
+    assert small[0]["img"].shape[-1] == 32 and full[0]["img"].shape[-1] == 64
+    assert torch.equal(small[0]["cls"], full[0]["cls"])  # the same labels at both sizes
+    build_without_cache_file(64)
+    assert len(scans) == 2  # outside the block, a build without a cache file scans again

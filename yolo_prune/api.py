@@ -27,6 +27,7 @@ from .recovery.calibration import (
     match_batchnorm_statistics,
     recalibrate_batchnorm,
     require_labels,
+    sharing_scans,
 )
 from .recovery import distillation
 from .recovery.distillation import DISTILLED_COST_EXPONENT, DISTILLED_PROTECTED_STRIDE, EPOCHS, distillation_images
@@ -183,35 +184,36 @@ def prune_yolo(
     data = _dead_leaves_dataset(generated, source, task, imgsz, verbose) if generated else data
     if distill:  # the ranking leans further towards compute saved when distillation will recover the damage
         options = replace(options, cost_exponent=DISTILLED_COST_EXPONENT, protected_stride=DISTILLED_PROTECTED_STRIDE)
-    needs_batches = importance in DATA_DRIVEN or calibrate_bn
-    batches = calibration_batches(str(data), imgsz, task=task, verbose=verbose) if needs_batches else None
-    if importance in LABELLED:
-        require_labels(batches, str(data), f"importance='{importance}' (the detection loss's gradients)")
-    if importance in DATA_DRIVEN:
-        options = replace(options, calibration=batches)
-    pruned, kept = prune_with_channel_map(source, options)
-    fade = distill and fades_every_cut(source, pruned)
-    if fade:
-        pruned, kept = distill_while_fading(source, kept, str(data), imgsz, verbose=verbose, task=task)
-    elif compensate:
-        compensate_removed_channels(pruned, source, kept)
-    if distill and not fade:
-        batches_for_epoch = distillation_images(str(data), imgsz, task, verbose)
-        distillation.distill(pruned, source, batches_for_epoch, EPOCHS, kept=kept, verbose=verbose)
-    if distill and not generated:  # generated images' statistics are not the user's: the source's stay
-        # the distillation's first 64 images again (it has logged their scan), or the batches read above
-        calibration = batches or calibration_batches(str(data), imgsz, task=task, verbose=False)
-        match_batchnorm_statistics(pruned, calibration)  # so that a fine-tune starts from the evaluated model
-    if generated:
-        shutil.rmtree(generated, ignore_errors=True)
-    if reconstruct:
-        scanned = distill or needs_batches
-        images = calibration_batches(
-            str(data), imgsz, images=reconstruction_images(imgsz), task=task, verbose=verbose and not scanned
-        )
-        reconstruct_convolutions(pruned, source, kept, [b["img"] for b in images], verbose=verbose)
-    if calibrate_bn:
-        recalibrate_batchnorm(pruned, batches)
+    with sharing_scans():  # a dataset built at several sizes is scanned once
+        needs_batches = importance in DATA_DRIVEN or calibrate_bn
+        batches = calibration_batches(str(data), imgsz, task=task, verbose=verbose) if needs_batches else None
+        if importance in LABELLED:
+            require_labels(batches, str(data), f"importance='{importance}' (the detection loss's gradients)")
+        if importance in DATA_DRIVEN:
+            options = replace(options, calibration=batches)
+        pruned, kept = prune_with_channel_map(source, options)
+        fade = distill and fades_every_cut(source, pruned)
+        if fade:
+            pruned, kept = distill_while_fading(source, kept, str(data), imgsz, verbose=verbose, task=task)
+        elif compensate:
+            compensate_removed_channels(pruned, source, kept)
+        if distill and not fade:
+            batches_for_epoch = distillation_images(str(data), imgsz, task, verbose)
+            distillation.distill(pruned, source, batches_for_epoch, EPOCHS, kept=kept, verbose=verbose)
+        if distill and not generated:  # generated images' statistics are not the user's: the source's stay
+            # the distillation's first 64 images again (it has logged their scan), or the batches read above
+            calibration = batches or calibration_batches(str(data), imgsz, task=task, verbose=False)
+            match_batchnorm_statistics(pruned, calibration)  # so that a fine-tune starts from the evaluated model
+        if generated:
+            shutil.rmtree(generated, ignore_errors=True)
+        if reconstruct:
+            scanned = distill or needs_batches
+            images = calibration_batches(
+                str(data), imgsz, images=reconstruction_images(imgsz), task=task, verbose=verbose and not scanned
+            )
+            reconstruct_convolutions(pruned, source, kept, [b["img"] for b in images], verbose=verbose)
+        if calibrate_bn:
+            recalibrate_batchnorm(pruned, batches)
     stats = ModelStats.of(source, imgsz), ModelStats.of(pruned, imgsz)
     if data is None:
         _warn_if_deep(stats[1].gflops / stats[0].gflops, imgsz, input_grid(source))

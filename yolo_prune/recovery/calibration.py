@@ -3,6 +3,7 @@ gradients (Taylor/Hessian importance), BatchNorm statistics (re-estimated, or ma
 
 from __future__ import annotations
 
+import copy
 import random
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -153,19 +154,49 @@ class ImagesDataset(YOLODataset):
     are), so neither is said here. The criteria that need labels check for them (``require_labels``).
     """
 
+    shared_scans: dict | None = None  # inside ``sharing_scans``: (label cache file, dataset hash) -> its scan
+
     def cache_labels(self, path: Path = Path("./labels.cache")) -> dict:
-        """Ultralytics' scan, without its 'no labels found' error for training datasets."""
+        """Ultralytics' scan, without its 'no labels found' error for training datasets; inside ``sharing_scans``, a
+        dataset scanned before is not scanned again."""
+        scans, key = ImagesDataset.shared_scans, (str(path), self.get_cache_hash())
+        if scans is not None and key in scans:
+            return copy.deepcopy(scans[key])  # Ultralytics pops entries from the scan it is given
         augment, self.augment = self.augment, False  # the scan reads it only to choose between that error and a warning
         try:
             with dropped(*MISSING_LABELS):
-                return super().cache_labels(path)
+                scan = super().cache_labels(path)
         finally:
             self.augment = augment
+        if scans is not None:
+            scans[key] = copy.deepcopy(scan)
+        return scan
 
     def verify_labels(self, labels: list[dict], cache_path: Path) -> None:
         """Ultralytics' check of the labels' format, without its warning that labels are missing."""
         with dropped(*MISSING_LABELS):
             super().verify_labels(labels, cache_path)
+
+
+@contextmanager
+def sharing_scans() -> Iterator[None]:
+    """Inside the block, each dataset is scanned at most once, whatever sizes it is built at.
+
+    Ultralytics verifies every image and label when it builds a dataset and keeps the result in a label cache file
+    next to the labels; where that file cannot be written (a read-only dataset folder), every build scans again (a
+    COCO-sized dataset: about 50 s on 2 CPU cores, BENCHMARKS.md session 27). A prune with data builds its dataset at
+    two sizes (distillation at half size, the BatchNorm statistics at full size).
+
+    Examples:
+        >>> with sharing_scans():
+        ...     small, full = CalibrationImages("data.yaml", 320), CalibrationImages("data.yaml", 640)  # one scan
+    """
+    outer = ImagesDataset.shared_scans
+    ImagesDataset.shared_scans = {} if outer is None else outer
+    try:
+        yield
+    finally:
+        ImagesDataset.shared_scans = outer
 
 
 def require_labels(batches: list[dict], data: str, why: str) -> None:
