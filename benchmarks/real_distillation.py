@@ -30,7 +30,9 @@ kept channel's map softmaxed over its positions at temperature ``--cwd-tau``, KL
 term at weight W; ``--foreground A`` weighs each position's feature error by 1 + A x the teacher's confidence there
 (object regions first, as detection distillation does with boxes: Li et al. 2017, FGD Yang et al. 2022; here the
 teacher's own scores, no labels) and ``--multiscale LO,HI`` resizes each batch to a random multiple of 32 in that
-range. Run from the
+range; ``--carry-weight W`` adds W x how well each cut block's kept channels predict the teacher's removed ones
+through a learned 1x1 projector (ridge-fitted on the teacher at the start, trained at ``--carry-lr-scale`` x the
+rate, not saved; FitNets' hint regressor aimed at what the cut takes away). Run from the
 repository root with ``../shared`` (see REAL_DATA.md there):
 
     YOLO_OFFLINE=1 .venv/bin/python benchmarks/real_distillation.py --speed-up 1.5 --feature-weight 0   # head only
@@ -114,6 +116,10 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--foreground", type=float, default=0.0,
                    help="feature error at each position x (1 + this x the teacher's confidence there)")
     p.add_argument("--multiscale", default="", help="LO,HI: each batch resized to a random multiple of 32 in it")
+    p.add_argument("--carry-weight", type=float, default=0.0,
+                   help="add x this: the teacher's removed channels, predicted from each block's kept ones by a "
+                        "learned 1x1 projector (dropped after), to the feature term")
+    p.add_argument("--carry-lr-scale", type=float, default=10.0, help="the projectors' rate x the distillation's")
     p.add_argument("--fresh-moments", action="store_true",
                    help="with --cut-after-fade: a fresh Adam after the cut (the library carries the moments over)")
     return p.parse_args()
@@ -137,6 +143,8 @@ def faded(source, args: argparse.Namespace, images):
     if args.only:
         kept = _restricted(kept, source, args.only)
     student = copy.deepcopy(source)
+    if args.carry_weight:
+        use_carry(args.carry_weight, kept, source, args.carry_lr_scale)
     fade_epochs = fading.fade_epochs(args.epochs, args.fade) if args.cut_after_fade else args.epochs
     moments = None if args.fresh_moments or args.optimizer != "adam" else {}
 
@@ -264,6 +272,56 @@ def use_channel_wise(weight: float, tau: float) -> None:
         return mse(student, teacher, kept) + weight * torch.stack(losses).mean()
 
     distillation.feature_loss = with_cwd
+
+
+def fit_projector(projector: torch.nn.Conv2d, inputs: torch.Tensor, targets: torch.Tensor, ridge: float = 1e-3):
+    """Set a 1x1 projector to the ridge regression of ``targets`` on ``inputs`` (channels as features, every
+    position a sample; the ridge relative to the inputs' mean variance)."""
+    x = inputs.detach().double().transpose(0, 1).flatten(1).T
+    y = targets.detach().double().transpose(0, 1).flatten(1).T
+    x = torch.cat([x, torch.ones(len(x), 1, dtype=x.dtype)], 1)
+    gram = x.T @ x
+    gram += ridge * gram.diagonal()[:-1].mean() * torch.eye(len(gram), dtype=x.dtype)
+    solution = torch.linalg.solve(gram, x.T @ y)
+    with torch.no_grad():
+        projector.weight.copy_(solution[:-1].T[:, :, None, None])
+        projector.bias.copy_(solution[-1])
+
+
+def use_carry(weight: float, kept: dict, source, lr_scale: float = 10.0) -> None:
+    """Add to the feature term, x ``weight``, how well each cut block's kept channels carry the ones it loses: a
+    learned 1x1 projector (the teacher's own ridge regression at the start, trained with the student at
+    ``lr_scale`` x its rate, not saved) predicts the teacher's removed
+    channels from the student's kept ones; squared error per unit of the removed channels' variance (FitNets' hint
+    regressor, Romero et al. 2015, aimed at what the cut takes away). A narrow block is pushed towards the kept
+    channels that best span its whole output, instead of only copying the teacher's channels of the same index."""
+    norms, projectors = batchnorms(source), {}
+    for name, channels in kept.items():
+        removed = torch.ones(norms[name].num_features, dtype=torch.bool)
+        removed[channels] = False
+        if removed.any() and len(channels):
+            projector = torch.nn.Conv2d(len(channels), int(removed.sum()), 1, bias=True)
+            projectors[name.removesuffix(".bn")] = (projector, removed.nonzero().flatten())
+    extra = [p for projector, _ in projectors.values() for p in projector.parameters()]
+    adam, mse, fitted = torch.optim.Adam, distillation.feature_loss, set()
+    torch.optim.Adam = lambda params, lr: adam([{"params": list(params), "lr": lr},
+                                                {"params": extra, "lr": lr * lr_scale}], lr=lr)
+
+    def with_carry(student: dict, teacher: dict, kept: dict) -> torch.Tensor:
+        losses = []
+        for name, out in student.items():
+            if name in projectors:
+                projector, removed = projectors[name]
+                channels = kept[f"{name}.bn"]
+                if name not in fitted:
+                    fit_projector(projector, teacher[name][:, channels], teacher[name][:, removed])
+                    fitted.add(name)
+                out = out[:, channels] if out.shape[1] != len(channels) else out
+                target = teacher[name][:, removed]
+                losses.append(F.mse_loss(projector(out), target) / target.var().clamp_min(1e-6))
+        return mse(student, teacher, kept) + weight * torch.stack(losses).mean()
+
+    distillation.feature_loss = with_carry
 
 
 def use_feature_variant(tap: str, channel_norm: bool) -> None:
