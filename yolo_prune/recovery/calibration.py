@@ -180,12 +180,12 @@ class ImagesDataset(YOLODataset):
 
 @contextmanager
 def sharing_scans() -> Iterator[None]:
-    """Inside the block, each dataset is scanned at most once, whatever sizes it is built at.
+    """Inside the block, each detection-style dataset is scanned at most once, whatever sizes it is built at.
 
     Ultralytics verifies every image and label when it builds a dataset and keeps the result in a label cache file
     next to the labels; where that file cannot be written (a read-only dataset folder), every build scans again (a
-    COCO-sized dataset: about 50 s on 2 CPU cores, BENCHMARKS.md session 27). A prune with data builds its dataset at
-    two sizes (distillation at half size, the BatchNorm statistics at full size).
+    COCO-sized dataset: 30-50 s on 2 CPU cores, BENCHMARKS.md sessions 27 and 30). A prune with data builds its
+    dataset at two sizes (distillation at half size, the BatchNorm statistics at full size).
 
     Examples:
         >>> with sharing_scans():
