@@ -236,6 +236,7 @@ def distill(
     labels = ultralytics_loss(student) if label_weight else contextlib.nullcontext()
     with (
         every_core(),
+        channels_last(student, teacher),
         FeatureTaps(student, blocks) as student_taps,
         FeatureTaps(teacher, blocks) as teacher_taps,
         labels,
@@ -279,6 +280,23 @@ def _check_finite(loss: torch.Tensor, epoch: int) -> None:
             "give non-finite outputs; check that 'yolo val' of the source model works on these images, or prune "
             "without distillation (distill=False)."
         )
+
+
+@contextlib.contextmanager
+def channels_last(*models: nn.Module):
+    """Keep ``models``' weights channels-last inside the block (activations follow), contiguous again after it.
+
+    oneDNN's channels-last convolutions make a distillation step 15% faster on a 2-core AVX-512 CPU (the real
+    yolov8n's speed_up=1.5 prune and its teacher, 8 images at 320 px: median 1.08 s against 1.28 s for three steps;
+    BENCHMARKS.md, session 30); the saved model is contiguous, as a stock one is.
+    """
+    for model in models:
+        model.to(memory_format=torch.channels_last)
+    try:
+        yield
+    finally:
+        for model in models:
+            model.to(memory_format=torch.contiguous_format)
 
 
 @contextlib.contextmanager
