@@ -263,6 +263,21 @@ def test_distill_without_data_distils_on_generated_images_and_removes_them(datas
     assert distance(distilled.model) < distance(plain.model)
 
 
+def test_distillation_trains_channels_last_and_hands_back_a_contiguous_student(dataset_yaml):
+    from yolo_prune.recovery.calibration import calibration_batches
+    from yolo_prune.recovery.distillation import distill
+
+    source = tiny_detector("yolov8n.yaml")
+    student, batches, formats = copy.deepcopy(source), calibration_batches(str(dataset_yaml), 64, images=8), []
+    conv = student.model[0].conv
+    hook = conv.register_forward_hook(lambda m, args, out: formats.append(
+        m.weight.is_contiguous(memory_format=torch.channels_last)))
+    distill(student, source, lambda e: batches, epochs=1, verbose=False)
+    hook.remove()
+    assert formats and all(formats)  # every training step ran on channels-last weights
+    assert all(p.is_contiguous() for m in (student, source) for p in m.parameters())  # as a stock model's
+
+
 def test_distillation_adds_the_detection_loss_on_labels_when_asked(dataset_yaml):
     from yolo_prune.recovery.calibration import calibration_batches
     from yolo_prune.recovery.distillation import distill
