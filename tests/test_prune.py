@@ -147,6 +147,18 @@ def test_caller_model_is_not_mutated():
     assert all(torch.equal(before[k], after[k]) for k in before)
 
 
+@pytest.mark.parametrize("cfg", FAMILIES)
+def test_layers_saved_before_ultralytics_8_3_prune(cfg):
+    """The released yolov8n.pt and yolo11n.pt were pickled by Ultralytics 8.0-8.2, whose layers have no ``np``
+    attribute; pruning them raised AttributeError (C2f/C3k2 stand-ins copied it)."""
+    old = tiny_detector(cfg)
+    for layer in old.model:
+        del layer.np
+    pruned = prune_yolo(old, speed_up=1.25, verbose=False)
+    assert_stock_rebuild_keeps_every_tensor(pruned.model)
+    assert slot_widths(pruned.model) != slot_widths(tiny_detector(cfg))
+
+
 def test_half_precision_model_is_handled():
     pruned = prune_yolo(tiny_detector().half(), ratio=0.3, verbose=False)
     assert_stock_rebuild_keeps_every_tensor(pruned.model)

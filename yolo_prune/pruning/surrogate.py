@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from ultralytics.nn.modules import C2f, Conv
 
+# Ultralytics' per-layer attributes; checkpoints saved before 8.3 (the released yolov8n.pt, yolo11n.pt) have no ``np``
 _LAYER_ATTRS = ("i", "f", "type", "np")
 
 
@@ -27,7 +28,8 @@ class SplitStemBlock(nn.Module):
         self.cv1a, self.cv1b = (_conv_slice(block.cv1, part) for part in (0, 1))
         self.m, self.cv2 = block.m, block.cv2
         for attr in _LAYER_ATTRS:
-            setattr(self, attr, getattr(block, attr))
+            if hasattr(block, attr):
+                setattr(self, attr, getattr(block, attr))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Compute exactly what the stock block computes."""
