@@ -54,6 +54,7 @@ METHOD_ARGS = {
     "generated": {"distill": True},
 }
 SIZES = ("small", "medium", "large")
+DEFAULT_MODEL = SHARED / "models" / "yolov8n-coco.pt"
 DEFAULT_FT_DATA = SHARED / "datasets" / "coco128" / "coco128.yaml"
 LABELS = {
     "previous": "previous defaults (l2, uniform), no data",
@@ -70,7 +71,7 @@ LABELS = {
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--model", default=str(SHARED / "models" / "yolov8n-coco.pt"))
+    p.add_argument("--model", default=str(DEFAULT_MODEL), help="e.g. a checkpoint of benchmarks/real_weights.py")
     p.add_argument("--calib", default=str(SHARED / "datasets" / "coco128" / "split.yaml"),
                    help="dataset yaml whose train split calibrates and whose val split measures")
     p.add_argument("--ft-data", default=str(DEFAULT_FT_DATA),
@@ -273,6 +274,7 @@ def machine() -> str:
 
 def command(args: argparse.Namespace) -> str:
     parts = ["benchmarks/real_models.py", f"--speed-ups {args.speed_ups}", f"--methods {args.methods}"]
+    parts += [f"--model {os.path.relpath(args.model, ROOT)}"] if Path(args.model) != DEFAULT_MODEL else []
     parts += [f"--finetune {args.finetune}", f"--ft-epochs {args.ft_epochs}"] if args.finetune else []
     parts += [f"--ft-data {args.ft_data}"] if args.finetune and ft_data_tag(args) else []
     parts += ["--by-size"] if args.by_size else []
