@@ -10,7 +10,8 @@ that share of the steps, then removes them (``recovery.fading``, the library def
 and carried over unless ``--fresh-moments``); ``--cap``
 limits the share of any slot's channels the global ranking removes, ``--cost-exponent`` how strongly it prefers
 cheap channels (damage / cost ** E) and ``--protected-stride S`` keeps the layers whose output stride is below S whole
-(the library's distilled default: 8, the stem); ``--mixup P`` blends images as Ultralytics' mixup and
+(the library's distilled default: 8, the stem) and ``--layer-adaptive`` ranks each group's damage scores as LAMP
+shares (``widths.layer_adaptive_scores``); ``--mixup P`` blends images as Ultralytics' mixup and
 ``--label-weight W`` adds Ultralytics' detection loss on the calibration images' labels; ``--only FIRST-LAST`` cuts
 only those yaml layers (as the ranking chose them; the rest stays whole), ``--batch`` sets the images per optimizer
 step, ``--mimic REGEX`` lets only the blocks whose BatchNorm names match mimic the teacher and ``--seed K`` draws
@@ -87,6 +88,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--mimic", default="", help="regex: only blocks whose BatchNorm name matches mimic the teacher")
     p.add_argument("--cap", type=float, default=widths.MAX_GROUP_RATIO, help="most of a slot the ranking removes")
     p.add_argument("--protected-stride", type=int, default=0, help="layers whose output stride is below this stay whole")
+    p.add_argument("--layer-adaptive", action="store_true", help="rank each group's damage as LAMP shares")
     p.add_argument("--seed", type=int, default=0, help="offset of the augmentation seeds (another draw of the images)")
     p.add_argument("--tap", choices=("output", "bn"), default="output",
                    help="what mimics: each Conv block's output, or its BatchNorm's (before the activation)")
@@ -125,9 +127,10 @@ def parse_args() -> argparse.Namespace:
     return p.parse_args()
 
 
-def _options(gflops_fraction: float, cost_exponent: float = 1.0, protected_stride: int = 0) -> PruneOptions:
+def _options(gflops_fraction: float, cost_exponent: float = 1.0, protected_stride: int = 0,
+             layer_adaptive: bool = False) -> PruneOptions:
     options = PruneOptions(0.3, "damage", global_pruning=True, cost_exponent=cost_exponent,
-                           protected_stride=protected_stride)
+                           protected_stride=protected_stride, layer_adaptive=layer_adaptive)
     return replace(options, gflops_fraction=gflops_fraction)
 
 
@@ -139,7 +142,8 @@ def prune_step(model, gflops_fraction: float, cost_exponent: float, protected_st
 
 def faded(source, args: argparse.Namespace, images):
     """Distil a full-width copy while the doomed channels fade over ``args.fade`` of the steps, then prune them."""
-    _, kept = prune_with_channel_map(source, _options(1 / args.speed_up, args.cost_exponent, args.protected_stride))
+    options = _options(1 / args.speed_up, args.cost_exponent, args.protected_stride, args.layer_adaptive)
+    _, kept = prune_with_channel_map(source, options)
     if args.only:
         kept = _restricted(kept, source, args.only)
     student = copy.deepcopy(source)

@@ -380,3 +380,21 @@ def test_classification_windows_take_other_images(task_dataset):
     images = lambda window: calibration_batches(task_dataset("classify"), 32, 4, task="classify", window=window)[0]["img"]  # noqa: E731
     assert torch.equal(images(1), images(1))  # seeded: a window is always the same images, augmented the same
     assert not torch.equal(images(1), images(0))
+
+
+@pytest.mark.parametrize("cfg", FAMILIES)
+def test_a_distilled_prune_takes_the_ranking_whose_outputs_stay_closer_to_the_source(cfg, dataset_yaml):
+    from dataclasses import replace
+
+    from yolo_prune.recovery.allocation import least_damaging_prune, output_distance
+    from yolo_prune.recovery.calibration import calibration_batches
+
+    images = torch.cat([b["img"] for b in calibration_batches(str(dataset_yaml), 64)])
+    source = with_distinct_batchnorms(tiny_detector(cfg), images)
+    options = PruneOptions(0.3, "damage", global_pruning=True, gflops_fraction=0.6, imgsz=64)
+    _, kept = least_damaging_prune(source, options, images, verbose=False)
+    candidates = [prune_with_channel_map(source, replace(options, layer_adaptive=a)) for a in (False, True)]
+    distances = [output_distance(source, pruned, channels, images) for pruned, channels in candidates]
+    assert distances[0] != distances[1] and min(distances) > 0  # the rankings differ; a prune moves the outputs
+    closer = candidates[int(distances[1] < distances[0])][1]
+    assert kept.keys() == closer.keys() and all(torch.equal(kept[n], closer[n]) for n in kept)

@@ -183,9 +183,9 @@ def test_deep_data_free_prune_warns_and_a_mild_one_does_not(caplog):
     LOGGER.propagate = True
     try:
         with caplog.at_level("INFO", logger=LOGGER.name):
-            prune_yolo(tiny_detector(), speed_up=1.2, verbose=True)
+            prune_yolo(tiny_detector(), speed_up=1.1, verbose=True)
             assert "without data" not in caplog.text
-            assert "the source model at imgsz=576" in caplog.text  # 640 * sqrt(1 / 1.2) = 584 -> a multiple of 32
+            assert "the source model at imgsz=608" in caplog.text  # 640 * sqrt(1 / 1.1) = 610 -> a multiple of 32
             prune_yolo(tiny_detector(), speed_up=2.0, verbose=False)
     finally:
         LOGGER.propagate = False
@@ -239,6 +239,24 @@ def test_global_ranking_cost_exponent_leans_towards_the_costly_slot():
     leaning = global_widths(original, groups, 0.25, 1, cost_exponent=2.0)
     assert by_score == {cheap: 8, costly: 16} and leaning == {cheap: 16, costly: 8}
     assert leaning[costly] <= per_gflop[costly] <= by_score[costly] and sum(per_gflop.values()) == 24
+
+
+def test_layer_adaptive_ranking_ignores_a_group_scale_that_the_absolute_one_follows():
+    from torch import nn
+
+    from yolo_prune.pruning.architecture import Slot
+    from yolo_prune.pruning.groups import ChannelGroup
+    from yolo_prune.pruning.widths import global_widths, layer_adaptive_scores
+
+    quiet, loud = Slot(1, "c2"), Slot(2, "c2")
+    shape = torch.linspace(1, 2, 16)  # the same spread of damage, at scales 1 and 100
+    groups = [ChannelGroup(nn.Conv2d(1, 16, 1), [], shape, quiet, cost=1.0),
+              ChannelGroup(nn.Conv2d(1, 16, 1), [], 100 * shape, loud, cost=1.0)]  # fmt: skip
+    original = {quiet: 16, loud: 16}
+    assert global_widths(original, groups, 0.25, 1) == {quiet: 8, loud: 16}
+    assert global_widths(original, groups, 0.25, 1, layer_adaptive=True) == {quiet: 12, loud: 12}
+    shares = layer_adaptive_scores(torch.tensor([4.0, 2.0, 2.0]))
+    assert torch.allclose(shares, torch.tensor([1.0, 1 / 3, 0.25]))
 
 
 @pytest.mark.parametrize("cfg", FAMILIES)

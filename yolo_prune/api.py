@@ -7,6 +7,7 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
+import torch
 from ultralytics import YOLO
 from ultralytics.utils import LOGGER, colorstr
 from ultralytics.utils.torch_utils import get_flops
@@ -30,12 +31,13 @@ from .recovery.calibration import (
     sharing_scans,
 )
 from .recovery import distillation
+from .recovery.allocation import PROBE_IMAGES, least_damaging_prune
 from .recovery.distillation import DISTILLED_COST_EXPONENT, DISTILLED_PROTECTED_STRIDE, EPOCHS, distillation_images
 from .recovery.fading import distill_while_fading, fades_every_cut
 from .recovery.reconstruction import reconstruct_convolutions, reconstruction_images
 
 PREFIX = colorstr("yolo-prune: ")
-TRAINING_FREE_GFLOPS = 0.75  # below this share of GFLOPs, a prune without data= keeps little mAP (see _warn_if_deep)
+TRAINING_FREE_GFLOPS = 0.85  # below this share of GFLOPs, a prune without data= may keep little mAP (_warn_if_deep)
 DEFAULT_IMGSZ = {"classify": 224}  # Ultralytics' classification models train at 224; every other task at 640
 GENERATED_IMAGES = 64  # dead-leaves images distilled on without data (1,920, a fresh 64 per epoch: no better)
 
@@ -74,8 +76,8 @@ def prune_yolo(
             ``SegmentationModel``, ...). The caller's file and object are never changed.
         ratio: Fraction of channels removed, in (0, 1): of all channels ranked together with ``global_pruning``, else
             from every prunable group; 0.3 when neither a target nor ``layer_ratios`` is given (with ``layer_ratios``
-            alone, unlisted layers stay as they are). Without ``data``, a prune below 0.75x GFLOPs logs a warning:
-            real detectors keep little mAP that deep before fine-tuning.
+            alone, unlisted layers stay as they are). Without ``data``, a prune below 0.85x GFLOPs logs a warning:
+            the released yolo11n and yolo26n keep almost no mAP at 0.80x before fine-tuning (yolov8n 0.74x).
         target_gflops: Instead of a ratio, prune to this many GFLOPs at ``imgsz`` (reached within about 3%).
         speed_up: Instead of a ratio, prune to ``1 / speed_up`` of the source's GFLOPs (e.g. 2.0 halves them).
         importance: Channel criterion. ``auto`` (default) is ``damage``: a data-free score of the error a channel's
@@ -114,6 +116,10 @@ def prune_yolo(
             scale and shift adjusted so the model computes the same, so that a fine-tune (training-mode BatchNorm)
             starts from the model evaluated (real yolov8n, ``speed_up=1.5``, 10 epochs of the README recipe: 0.368
             -> 0.419 mAP50-95).
+            Before it, a global ranking is built twice, by absolute damage and by each group's LAMP shares, and the
+            one whose compensated outputs stay closer to the source's on 16 of the images is distilled
+            (``recovery.allocation``: yolov8 keeps the absolute ranking, the released yolo11n at ``speed_up=1.25``
+            goes from 0.098 to 0.358 mAP50-95 with the LAMP one).
             ``None`` (default): on when ``data`` is given. ``True`` without ``data``: distil on 64 generated
             "dead leaves" images (``data.dead_leaves``: occluding textured shapes over smooth noise; no real image
             needed), whose BatchNorm statistics are not stored (they are not your images'). Real COCO yolov8n,
@@ -191,7 +197,11 @@ def prune_yolo(
             require_labels(batches, str(data), f"importance='{importance}' (the detection loss's gradients)")
         if importance in DATA_DRIVEN:
             options = replace(options, calibration=batches)
-        pruned, kept = prune_with_channel_map(source, options)
+        if distill and global_pruning:  # the absolute or the layer-adaptive ranking, whichever damages less
+            probe = torch.cat([b["img"] for b in distillation_images(str(data), imgsz, task, verbose)(0)])
+            pruned, kept = least_damaging_prune(source, options, probe[:PROBE_IMAGES], verbose)
+        else:
+            pruned, kept = prune_with_channel_map(source, options)
         fade = distill and fades_every_cut(source, pruned)
         if fade:
             pruned, kept = distill_while_fading(source, kept, str(data), imgsz, verbose=verbose, task=task)
@@ -306,18 +316,20 @@ def _with_compute_target(options: PruneOptions, source, target_gflops, speed_up)
 
 
 def _warn_if_deep(gflops_share: float, imgsz: int, grid: int) -> None:
-    """Say so when a prune without data went deeper than real detectors survive without training.
+    """Say so when a prune without data went deeper than some real detectors survive without training.
 
-    Measured on the real COCO yolov8n (BENCHMARKS.md, "Real models"): data-free at 0.80x GFLOPs keeps 0.68x of its
-    mAP50-95, at 0.66x 0.08x, at 0.50x nothing; the unpruned model at 448 px (0.49x GFLOPs) keeps 0.91x.
+    Measured on Ultralytics' released COCO checkpoints (BENCHMARKS.md, "Real models"; mAP50-95 kept, data-free): at
+    0.80x GFLOPs yolov8n 0.68-0.74x and yolov8s 0.71x, but yolo11n 0.00x and yolo26n 0.04x (at 0.91x: 0.61x and 0.53x);
+    at 0.66x yolov8n 0.08-0.15x; the unpruned yolov8n at 448 px (0.49x GFLOPs) keeps 0.91x.
     """
     if gflops_share < TRAINING_FREE_GFLOPS:
         size = equal_cost_imgsz(gflops_share, imgsz, grid)
         LOGGER.warning(
-            f"{PREFIX}pruned to {gflops_share:.2f}x GFLOPs without data: a real model keeps little accuracy this "
-            f"deep before fine-tuning (COCO yolov8n: 0.80x keeps 0.68x of its mAP, 0.66x keeps 0.08x). Pass "
-            f"data=your.yaml (its images, labels optional, distill the pruned model), or distill=True to distil on "
-            f"generated images when you have none (0.66x: 0.57x of the mAP, in minutes), and fine-tune with yolo "
+            f"{PREFIX}pruned to {gflops_share:.2f}x GFLOPs without data: real detectors may keep little accuracy this "
+            f"deep before fine-tuning (COCO mAP kept at 0.80x GFLOPs: yolov8n 0.68-0.74x, yolov8s 0.71x, but yolo11n "
+            f"0.00x and yolo26n 0.04x, which keep 0.53-0.61x at 0.91x; at 0.66x yolov8n keeps 0.08-0.15x). Check "
+            f"with yolo val on your images. Pass data=your.yaml (its images, labels optional, distill the pruned "
+            f"model), or distill=True to distil on generated images when you have none, and fine-tune with yolo "
             f"train; or compare a smaller input first: the unpruned model at imgsz={size} costs the same GFLOPs "
             f"(yolo val ... imgsz={size}; the COCO yolov8n at 448 px, 0.49x GFLOPs, keeps 0.91x on coco128)."
         )

@@ -52,6 +52,7 @@ class PruneOptions:
     calibration: list[dict] | None = None  # batches for data-driven importance (taylor, hessian, fisher)
     cost_exponent: float = 1.0  # global ranking: score / cost ** cost_exponent (``widths.global_widths``)
     protected_stride: int = 0  # global ranking: layers whose output stride is below this keep every channel
+    layer_adaptive: bool = False  # global ranking: group scores as LAMP shares (``widths.layer_adaptive_scores``)
 
 
 @dataclass
@@ -227,7 +228,10 @@ def _decide(analysis: Analysis, options: PruneOptions, ratio: float) -> dict[Slo
     stride = lambda slot: analysis.strides.get(slot.layer, options.protected_stride)  # noqa: E731  (heads: none)
     protected = {s: w for s, w in original.items() if stride(s) < options.protected_stride}
     ranked = {s: w for s, w in original.items() if s not in protected}
-    return {**global_widths(ranked, analysis.groups, ratio, options.round_to, options.cost_exponent), **protected}
+    chosen = global_widths(
+        ranked, analysis.groups, ratio, options.round_to, options.cost_exponent, options.layer_adaptive
+    )
+    return {**chosen, **protected}
 
 
 def _keep_cls_branch_transplantable(widths: dict[Slot, int], target: DetectionModel, round_to: int) -> None:

@@ -50,7 +50,12 @@ def uniform_widths(
 
 
 def global_widths(
-    original: dict[Slot, int], groups: list[ChannelGroup], ratio: float, round_to: int, cost_exponent: float = 1.0
+    original: dict[Slot, int],
+    groups: list[ChannelGroup],
+    ratio: float,
+    round_to: int,
+    cost_exponent: float = 1.0,
+    layer_adaptive: bool = False,
 ) -> dict[Slot, int]:
     """Remove ``ratio`` of all slot channels, the least important first, ranked across layers.
 
@@ -66,6 +71,8 @@ def global_widths(
         round_to: Channel multiple.
         cost_exponent: Rank by ``score / cost ** cost_exponent``: 1 is damage per GFLOP; above 1 the ranking
             leans further towards the channels that save the most compute.
+        layer_adaptive: Rank each group's channels by ``layer_adaptive_scores`` (their share of the damage of what
+            the group keeps) instead of their absolute scores.
 
     Returns:
         Width for every slot.
@@ -73,7 +80,8 @@ def global_widths(
     per_slot: dict[Slot, list[torch.Tensor]] = defaultdict(list)
     for group in groups:
         if group.slot in original:
-            per_slot[group.slot].append(torch.sort(group.scores, descending=True).values)
+            scores = torch.sort(group.scores, descending=True).values
+            per_slot[group.slot].append(layer_adaptive_scores(scores) if layer_adaptive else scores)
     costs = slot_costs(original, groups)
     ranked = {slot: torch.stack(scores).mean(0) / costs[slot] ** cost_exponent for slot, scores in per_slot.items()}
     pool = torch.cat(list(ranked.values())) if ranked else torch.zeros(0)
@@ -85,6 +93,18 @@ def global_widths(
         kept = max(kept, math.ceil(width * (1 - MAX_GROUP_RATIO)))
         widths[slot] = round_width(kept, width, round_to)
     return widths
+
+
+def layer_adaptive_scores(descending: torch.Tensor) -> torch.Tensor:
+    """LAMP's normalisation (Lee et al. 2021) of one group's channel scores, sorted largest first: each score over the
+    sum of the scores at least as large (its share of the damage of the channels kept up to it), so every group's
+    top channel scores 1 and a group's place in the ranking depends on how its damage is spread, not on its scale.
+
+    Examples:
+        >>> layer_adaptive_scores(torch.tensor([3.0, 1.0]))
+        tensor([1.0000, 0.2500])
+    """
+    return descending / torch.cumsum(descending.double(), 0).clamp_min(1e-30).to(descending.dtype)
 
 
 def slot_costs(original: dict[Slot, int], groups: list[ChannelGroup]) -> dict[Slot, float]:
