@@ -55,7 +55,8 @@ def least_damaging_prune(
     if verbose:
         LOGGER.info(
             f"{PREFIX}ranking: output distance to the source on {len(images)} images, absolute damage "
-            f"{distances[0]:.3g}, layer-adaptive {distances[1]:.3g}: using {'layer-adaptive' if best else 'absolute damage'}"
+            f"{distances[0]:.3g}, layer-adaptive {distances[1]:.3g}: "
+            f"using {'layer-adaptive' if best else 'absolute damage'}"
         )
     return candidates[best]
 
