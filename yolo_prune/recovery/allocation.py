@@ -1,4 +1,4 @@
-"""Which global ranking a distilled prune uses: the one whose pruned model's outputs stay closest to the source's.
+"""Which global ranking a distilled prune uses: absolute damage, or LAMP shares when that prune stays clearly closer.
 
 The damage score ranks channels across layers by absolute damage per GFLOP. On YOLOv8 that finds the cheap compute
 in the wide stride-8 class branch of the head; YOLO11 and YOLO26 have depthwise class branches, and the same ranking
@@ -7,10 +7,10 @@ bring back.
 Ranking each group's damage as LAMP shares (``widths.layer_adaptive_scores``) spreads the cut instead; it is better
 there and worse on YOLOv8. Real COCO models, ``speed_up=1.25`` with 64 calibration images, mAP50-95 after the
 distillation, absolute / LAMP ranking: yolov8n 0.425 / 0.394, yolo11n 0.098 / 0.359 (BENCHMARKS.md, session 31).
-Neither wins everywhere, so both are built (data-free prunes with compensation, seconds each) and the one whose raw
-head outputs are closer to the source's on the distillation's first images is distilled: the label-free output
-distance orders the two as the distilled mAP does wherever both were measured (absolute / LAMP at 1.25: yolov8n 3.0 /
-4.7, yolo11n 10.6 / 7.9; yolov8n at 1.5 6.6 / 9.4, where the mAPs are 0.307 / 0.195). Through ``prune_yolo``:
+Neither wins everywhere, so both are built (data-free prunes with compensation, seconds each) and compared by how far
+their raw head outputs are from the source's on the distillation's first images: the label-free output distance
+orders the two as the distilled mAP does wherever both were measured (absolute / LAMP at 1.25: yolov8n 3.0 /
+4.7, yolo11n 10.6 / 7.9; yolov8n at 1.5 7.1 / 9.6, where the mAPs are 0.307 / 0.195). Through ``prune_yolo``:
 yolov8n 0.4261 as before, yolo11n 0.358, yolo26n 0.346 (its distance 25.1 / 23.0). The proxy is not exact: at
 ``speed_up=2.0`` yolov8n's LAMP candidate is 3.4% closer (11.2 / 11.6, closer on 15 of the 16 images) and distils to
 0.015 against the absolute ranking's 0.093. So the absolute ranking, the measured default, is kept unless the LAMP one
