@@ -386,7 +386,7 @@ def test_classification_windows_take_other_images(task_dataset):
 def test_a_distilled_prune_takes_the_lamp_ranking_only_when_its_outputs_stay_clearly_closer(cfg, dataset_yaml):
     from dataclasses import replace
 
-    from yolo_prune.recovery.allocation import ADAPTIVE_MARGIN, least_damaging_prune, output_distance
+    from yolo_prune.recovery.allocation import ADAPTIVE_MARGIN, least_damaging_prune, output_distances
     from yolo_prune.recovery.calibration import calibration_batches
 
     images = torch.cat([b["img"] for b in calibration_batches(str(dataset_yaml), 64)])
@@ -394,7 +394,7 @@ def test_a_distilled_prune_takes_the_lamp_ranking_only_when_its_outputs_stay_cle
     options = PruneOptions(0.3, "damage", global_pruning=True, gflops_fraction=0.6, imgsz=64)
     _, kept = least_damaging_prune(source, options, images, verbose=False)
     candidates = [prune_with_channel_map(source, replace(options, layer_adaptive=a)) for a in (False, True)]
-    distances = [output_distance(source, pruned, channels, images) for pruned, channels in candidates]
+    distances = output_distances(source, candidates, images)
     assert distances[0] != distances[1] and min(distances) > 0  # the rankings differ; a prune moves the outputs
     closer = candidates[int(distances[1] < (1 - ADAPTIVE_MARGIN) * distances[0])][1]
     assert kept.keys() == closer.keys() and all(torch.equal(kept[n], closer[n]) for n in kept)

@@ -55,7 +55,7 @@ def least_damaging_prune(
         >>> pruned, kept = least_damaging_prune(source, options, images)
     """
     candidates = [prune_with_channel_map(source, replace(options, layer_adaptive=lamp)) for lamp in (False, True)]
-    distances = [output_distance(source, pruned, kept, images) for pruned, kept in candidates]
+    distances = output_distances(source, candidates, images)
     best = int(distances[1] < (1 - ADAPTIVE_MARGIN) * distances[0])
     if verbose:
         LOGGER.info(
@@ -67,13 +67,18 @@ def least_damaging_prune(
 
 
 @torch.no_grad()
-def output_distance(source: nn.Module, pruned: nn.Module, kept: dict[str, torch.Tensor], images: torch.Tensor) -> float:
-    """The distillation loss of ``pruned`` (compensated) against ``source`` on ``images``, less its value at zero
-    distance (the soft class targets' entropy)."""
+def output_distances(
+    source: nn.Module, candidates: list[tuple[nn.Module, dict[str, torch.Tensor]]], images: torch.Tensor
+) -> list[float]:
+    """The distillation loss of each pruned candidate (compensated) against ``source`` on ``images``, less its value
+    at zero distance (the soft class targets' entropy); the source's outputs are computed once."""
     source = copy.deepcopy(source).float().cpu()
-    candidate = copy.deepcopy(pruned).float().cpu()
-    compensate_removed_channels(candidate, source, kept)
     reg_max = getattr(source.model[-1], "reg_max", 16)
     target = raw_outputs(source, images)
     floor = distillation_loss(target, target, reg_max)
-    return float(distillation_loss(raw_outputs(candidate, images), target, reg_max) - floor)
+    distances = []
+    for pruned, kept in candidates:
+        candidate = copy.deepcopy(pruned).float().cpu()
+        compensate_removed_channels(candidate, source, kept)
+        distances.append(float(distillation_loss(raw_outputs(candidate, images), target, reg_max) - floor))
+    return distances
